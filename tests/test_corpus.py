@@ -68,11 +68,15 @@ def test_plan_respects_splits(tmp_path: Path, bank: VoiceBank) -> None:
     assert splits == {"train", "valid", "test"}
     for p in plan:
         assert template_split(p.item["template"]) == p.split
+        assert all(template_split(t) == p.split for t in p.item["templates"])
+        assert len(p.item["facts"]) == len(p.item["turns"])
         for t in p.turns:
             assert bank.get(t.voice).split == p.split
             if p.split != "test":
                 assert t.voice not in RESERVED_VOICES
     assert any(t.voice in RESERVED_VOICES for p in plan for t in p.turns)
+    engines = {t.voice.split(":")[0] for p in plan if p.split == "train" for t in p.turns}
+    assert engines == {"espeak", "flite", "festival"}  # piper is the assistant only
 
 
 def test_built_corpus_is_valid(built: Path) -> None:
@@ -108,7 +112,7 @@ def test_resume_renders_only_missing_items(built: Path) -> None:
     again = read_manifest(built)
     assert [r["id"] for r in again] == [r["id"] for r in records]
     assert again[1] == records[1]  # the re-rendered item is identical
-    rerendered = summary["rendered_this_run_hours"] * 3600
+    rerendered = summary["rendered_this_run_seconds"]
     assert rerendered == pytest.approx(corpus_mod._record_seconds(records[1]), abs=0.01)
 
 

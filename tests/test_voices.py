@@ -127,3 +127,20 @@ def test_style_presets() -> None:
         Prosody(rate=10.0)
     p = Prosody(rate=1.2, pitch=2.0).combine(Prosody(rate=0.5, pitch=1.0, whisper=True))
     assert p == Prosody(rate=0.6, pitch=3.0, whisper=True)
+
+
+def test_loudness_survives_peak_normalisation(bank: VoiceBank) -> None:
+    """The model sees peak-normalised audio: effort must show in the spectrum, not just the level."""
+    from aqaa.audio import peak_normalize
+
+    def hf_share(x: np.ndarray) -> float:
+        spec = np.abs(np.fft.rfft(peak_normalize(x))) ** 2
+        freqs = np.fft.rfftfreq(len(x), 1 / SR)
+        return float(spec[freqs > 1500].sum() / spec.sum())
+
+    v = "espeak:en-us+m3"
+    shares = [
+        hf_share(bank.render(TEXT, v, style_prosody(s), sample_rate=SR))
+        for s in ("quiet", "neutral", "loud")
+    ]
+    assert shares[0] < 0.8 * shares[1] and shares[1] < 0.8 * shares[2]

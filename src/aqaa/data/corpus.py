@@ -43,7 +43,7 @@ from aqaa.data.styles import (
     Prosody,
     style_prosody,
 )
-from aqaa.data.tasks import generate
+from aqaa.data.tasks import generate_traced
 from aqaa.data.voices import ASSISTANT_VOICE, Voice, VoiceBank
 
 log = logging.getLogger(__name__)
@@ -121,19 +121,20 @@ def _human_prosody(spec: HumanSpec, rng: random.Random) -> Prosody:
 
 
 def _pick_voice(
-    bank_voices: dict[tuple[str, str | None, bool], list[Voice]],
+    pools: dict[tuple[str, str | None, bool], list[Voice]],
     split: str,
     spec: HumanSpec,
     rng: random.Random,
     reserved_share: float,
 ) -> Voice:
+    """An engine first (uniformly), then one of its voices: espeak's hundreds of variants would
+    otherwise drown the few flite and festival voices."""
     use_reserved = split == "test" and rng.random() < reserved_share
-    pool = (
-        bank_voices[(split, spec.gender, use_reserved)] or bank_voices[(split, spec.gender, False)]
-    )
+    pool = pools[(split, spec.gender, use_reserved)] or pools[(split, spec.gender, False)]
     if not pool:
         raise RuntimeError(f"no {spec.gender or ''} voice for the {split} split is installed")
-    return rng.choice(pool)
+    engine = rng.choice(sorted({v.engine for v in pool}))
+    return rng.choice([v for v in pool if v.engine == engine])
 
 
 def _voice_pools(bank: VoiceBank) -> dict[tuple[str, str | None, bool], list[Voice]]:
@@ -187,14 +188,14 @@ def plan_item(index: int, cfg: BuildConfig, pools: dict) -> PlannedItem:
     else:
         split = rng.choices(splits, sw)[0]
         category = rng.choices(cats, cw)[0]
-    item = generate(category, rng, split)
     for _ in range(500):  # rejection-sample until the scheduled style is spoken
+        item, trace = generate_traced(category, rng, split)
         if style is None or any(s.style == style for t in item.turns for s in t.answer):
             break
-        item = generate(category, rng, split)
     else:
         raise RuntimeError(f"the {category} generator never produced the style {style!r}")
     item.id = f"{split}-{index:07d}"
+    item.templates, item.facts = trace.templates, trace.facts
     # One speaker per dialogue: later turns keep the first turn's voice.
     voice: Voice | None = None
     turns = []
@@ -319,6 +320,8 @@ def render_item(args: tuple[PlannedItem, str]) -> tuple[str, dict | None, str | 
             "category": item.category,
             "intent": item.intent,
             "template": item.template,
+            "templates": item.templates,
+            "facts": item.facts,
             "turns": turns,
         }
     except Exception as e:  # one bad item must not stop a long build
@@ -418,7 +421,7 @@ def build_corpus(cfg: BuildConfig, progress: bool = True) -> dict[str, Any]:
         "items_ok": len(records),
         "items_failed_this_run": errors,
         "hours_total": round(sum(map(_record_seconds, records)) / 3600, 4),
-        "rendered_this_run_hours": round(rendered_seconds / 3600, 4),
+        "rendered_this_run_seconds": round(rendered_seconds, 3),
         "wall_seconds_this_run": round(wall, 1),
         "audio_hours_per_wall_hour": round(rendered_seconds / wall, 2) if wall > 0 else None,
         "bytes_on_disk": _dir_size(cfg.out / "audio"),

@@ -10,7 +10,8 @@ espeak-ng, flite, festival and piper:
   (scaling the envelope's frequency axis) with an F0 shift turns a male voice into a plausible
   female one (a shorter vocal tract), which widens the voice bank.
 - level: the utterance is set to a reference RMS, then moved by `loudness` dB. Loud speech also gets
-  a flatter spectral tilt (vocal effort) and a soft limiter instead of clipping.
+  a flatter spectral tilt and soft speech a steeper one (vocal effort), and a soft limiter replaces
+  clipping.
 
 WORLD costs about 1/7 of real time per core at 22 kHz, so it runs only when a control needs it.
 """
@@ -98,11 +99,13 @@ def rms_db(x: np.ndarray) -> float:
 
 def set_level(x: np.ndarray, sample_rate: int, loudness: float) -> np.ndarray:
     """Bring `x` to the reference RMS plus `loudness` dB, with vocal-effort tilt and a limiter."""
-    if loudness > 0:
-        # Louder voices have relatively more high-frequency energy: add a high-shelf of up to
-        # +6 dB above 1.5 kHz, growing with the requested level.
+    if loudness != 0:
+        # Vocal effort changes timbre, not just level: loud speech has relatively more energy
+        # above 1.5 kHz, soft speech less. The tilt is what survives the peak normalisation at
+        # the model's input, so "loud" and "quiet" stay audible to the tokenizer.
         sos = scipy.signal.butter(2, 1500.0, "highpass", fs=sample_rate, output="sos")
-        x = x + (10 ** (min(loudness, 12.0) / 40.0) - 1.0) * scipy.signal.sosfilt(sos, x)
+        shelf = 10 ** (float(np.clip(loudness, -16.0, 12.0)) / 40.0) - 1.0
+        x = x + shelf * scipy.signal.sosfilt(sos, x)
     gain_db = REFERENCE_RMS_DB + loudness - rms_db(x)
     y = x * 10 ** (gain_db / 20.0)
     peak = float(np.max(np.abs(y))) if len(y) else 0.0

@@ -95,6 +95,10 @@ class DialogueItem:
     template: str
     turns: list[Turn]
     id: str = ""
+    #: Every template id the item was built from (multi-turn items use several).
+    templates: list[str] = field(default_factory=list)
+    #: Per turn, the facts behind the answer (operands, country, label, ...), for judging.
+    facts: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.category not in CATEGORIES:
@@ -122,6 +126,8 @@ class DialogueItem:
             template=d["template"],
             turns=turns,
             id=d.get("id", ""),
+            templates=list(d.get("templates", [])),
+            facts=list(d.get("facts", [])),
         )
 
 
