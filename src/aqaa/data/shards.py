@@ -1,0 +1,103 @@
+"""Token shards (`aqaa data tokenize`): the corpus tokenized once, for LM and vocoder training.
+
+`CORPUS/tokens/{train,valid,test}.jsonl`, one dialogue per line::
+
+    {"id", "split", "category", "intent", "template", "facts",
+     "turns": [{"human_text", "human_style", "human_voice", "accept",
+                "human_codes": [...],                  # interleaved codes in [0, 5120)
+                "answer_text": "(sad) I am sorry.",   # tagged text
+                "answer_clips": [{"text", "style", "codes": [...], "audio": "audio/.../a0_0.flac"}]}]}
+
+Clips are tokenized in batches of similar length (the encoder's block mask makes padding harmless).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from aqaa.audio import load_audio
+from aqaa.data.corpus import read_manifest
+from aqaa.tokenizer import DualCodebookTokenizer
+from aqaa.tokenizer import ids as audio_ids
+from aqaa.tokenizer.features import fbank
+
+
+def _encode_many(
+    tok: DualCodebookTokenizer, paths: list[Path], batch: int = 16, progress: bool = True
+) -> list[np.ndarray]:
+    from tqdm import tqdm
+
+    feats = [
+        fbank(load_audio(p)) for p in tqdm(paths, disable=not progress, desc="fbank", unit="clip")
+    ]
+    order = sorted(range(len(feats)), key=lambda i: len(feats[i]))
+    out: list[np.ndarray] = [np.zeros(0, np.int64)] * len(feats)
+    for s in tqdm(range(0, len(order), batch), disable=not progress, desc="tokenize", unit="batch"):
+        idx = order[s : s + batch]
+        lengths = torch.tensor([len(feats[i]) for i in idx])
+        padded = torch.zeros(len(idx), int(lengths.max()), feats[idx[0]].shape[1])
+        for j, i in enumerate(idx):
+            padded[j, : len(feats[i])] = feats[i]
+        ling, sem, l_len, s_len = tok.encode_features(padded, lengths)
+        for j, i in enumerate(idx):
+            out[i] = audio_ids.interleave(ling[j, : l_len[j]].numpy(), sem[j, : s_len[j]].numpy())
+    return out
+
+
+def tokenize_corpus(
+    corpus: Path | str, tok: DualCodebookTokenizer | None = None, progress: bool = True
+) -> dict[str, int]:
+    """Write `tokens/<split>.jsonl`; returns the number of dialogues per split."""
+    corpus = Path(corpus)
+    tok = tok or DualCodebookTokenizer.load()
+    records = read_manifest(corpus)
+    paths: list[Path] = []
+    for r in records:
+        for t in r["turns"]:
+            paths.append(corpus / t["human_audio"]["path"])
+            paths += [corpus / c["path"] for c in t["answer_audio"]]
+    codes = iter(_encode_many(tok, paths, progress=progress))
+    shards: dict[str, list[dict[str, Any]]] = {}
+    for r in records:
+        turns = []
+        for t in r["turns"]:
+            human = next(codes)
+            clips = [
+                {
+                    "text": c["text"],
+                    "style": c["style"],
+                    "codes": next(codes).tolist(),
+                    "audio": c["path"],
+                }
+                for c in t["answer_audio"]
+            ]
+            turns.append(
+                {
+                    "human_text": t["human_text"],
+                    "human_style": t["human"]["style"],
+                    "human_voice": t["human_audio"]["voice"],
+                    "accept": t["accept"],
+                    "human_codes": human.tolist(),
+                    "answer_text": t["answer_text"],
+                    "answer_clips": clips,
+                }
+            )
+        keys = ("id", "split", "category", "intent", "template")
+        shards.setdefault(r["split"], []).append(
+            {**{k: r[k] for k in keys}, "facts": r.get("facts", []), "turns": turns}
+        )
+    out_dir = corpus / "tokens"
+    out_dir.mkdir(exist_ok=True)
+    for split, rows in shards.items():
+        tmp = out_dir / f"{split}.jsonl.tmp"
+        with tmp.open("w") as f:
+            for row in rows:
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        os.replace(tmp, out_dir / f"{split}.jsonl")
+    return {k: len(v) for k, v in shards.items()}

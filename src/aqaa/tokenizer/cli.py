@@ -1,0 +1,137 @@
+"""Tokenizer commands: `aqaa tokenize`, `aqaa data tokenize`, `aqaa train tokenizer`, `aqaa eval tokenizer`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from aqaa.audio import AudioError
+
+console = Console()
+TokDir = Annotated[
+    Path | None, typer.Option("--tokenizer", help="Tokenizer directory (default: the shipped one).")
+]
+
+
+def _load(tokenizer: Path | None):
+    from aqaa.tokenizer import DualCodebookTokenizer
+
+    try:
+        return DualCodebookTokenizer.load(tokenizer)
+    except FileNotFoundError as e:
+        console.print(f"[red]error:[/red] {e}", highlight=False)
+        raise typer.Exit(2) from None
+
+
+def tokenize(
+    file: Annotated[Path, typer.Argument(help="An audio file (WAV, FLAC, OGG, MP3).")],
+    tokenizer: TokDir = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the codes as JSON.")] = False,
+) -> None:
+    """Print the audio tokens of FILE and their rates."""
+    tok = _load(tokenizer)
+    try:
+        out = tok.encode(file)
+    except (AudioError, FileNotFoundError) as e:
+        console.print(f"[red]error:[/red] {e}", highlight=False)
+        raise typer.Exit(2) from None
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "linguistic": out.linguistic.tolist(),
+                    "semantic": out.semantic.tolist(),
+                    "codes": out.codes.tolist(),
+                    "duration": out.duration,
+                }
+            )
+        )
+        return
+    r = out.rates
+    console.print(f"{file}: {out.duration:.2f} s")
+    console.print(
+        f"  linguistic {len(out.linguistic)} tokens ({r['linguistic_hz']:.2f} Hz): {out.linguistic[:20].tolist()} …"
+    )
+    console.print(
+        f"  semantic   {len(out.semantic)} tokens ({r['semantic_hz']:.2f} Hz): {out.semantic[:20].tolist()} …"
+    )
+    console.print(f"  interleaved {len(out.codes)} codes ({r['interleaved_hz']:.2f} Hz)")
+
+
+def data_tokenize(
+    corpus: Annotated[Path, typer.Argument(help="A corpus made by `aqaa data build`.")],
+    tokenizer: TokDir = None,
+) -> None:
+    """Tokenize a corpus once into token shards (CORPUS/tokens/<split>.jsonl)."""
+    from aqaa.data.shards import tokenize_corpus
+
+    tok = _load(tokenizer)
+    try:
+        counts = tokenize_corpus(corpus, tok)
+    except FileNotFoundError as e:
+        console.print(f"[red]error:[/red] {e}", highlight=False)
+        raise typer.Exit(2) from None
+    console.print(f"wrote {corpus / 'tokens'}: {counts}")
+
+
+def train_tokenizer(
+    data: Annotated[Path, typer.Option(help="A corpus made by `aqaa data build`.")],
+    out: Annotated[Path, typer.Option(help="Output directory for checkpoints and the tokenizer.")],
+    steps: Annotated[int, typer.Option(help="Optimizer steps.")] = 6000,
+    resume: Annotated[bool, typer.Option(help="Continue from OUT/checkpoint.pt.")] = False,
+    dim: Annotated[int, typer.Option(help="Encoder width.")] = 256,
+    layers: Annotated[int, typer.Option(help="Encoder layers.")] = 6,
+    batch_seconds: Annotated[float, typer.Option(help="Seconds of audio per batch.")] = 80.0,
+) -> None:
+    """Train both tokenizers (CTC + reconstruction), then fit the k-means codebook."""
+    from aqaa.train.tokenizer import TokenizerTrainConfig
+    from aqaa.train.tokenizer import train_tokenizer as run
+
+    if not (data / "manifest.jsonl").exists():
+        console.print(
+            f"[red]error:[/red] {data} has no manifest.jsonl: build it with `aqaa data build`"
+        )
+        raise typer.Exit(2)
+    cfg = TokenizerTrainConfig(
+        data=str(data),
+        out=str(out),
+        steps=steps,
+        dim=dim,
+        layers=layers,
+        batch_seconds=batch_seconds,
+    )
+    path = run(cfg, resume=resume)
+    console.print(f"tokenizer saved to {path}; curves in {path / 'train_curves.png'}")
+
+
+def eval_tokenizer(
+    tokenizer: TokDir = None,
+    sentences: Annotated[int, typer.Option(help="Probe sentences per voice and style.")] = 12,
+    out: Annotated[Path, typer.Option(help="Where to write the JSON report.")] = Path(
+        "runs/eval_tokenizer.json"
+    ),
+) -> None:
+    """Rates, codebook usage, phone error rate, speaker invariance and a style probe on the reserved voices."""
+    from aqaa.tokenizer.evaluate import evaluate_tokenizer, render_probe_set
+
+    tok = _load(tokenizer)
+    res = evaluate_tokenizer(tok, render_probe_set(sentences), out)
+    t = Table("metric", "value", "target")
+    t.add_row("linguistic rate (Hz)", f"{res['rates_hz']['linguistic']:.2f}", "16.67")
+    t.add_row("semantic rate (Hz)", f"{res['rates_hz']['semantic']:.2f}", "25")
+    t.add_row("linguistic codes used", f"{res['linguistic']['used']:.1%}", "≥ 70%")
+    t.add_row("linguistic perplexity", f"{res['linguistic']['perplexity']:.0f}", "")
+    t.add_row("semantic codes used", f"{res['semantic']['used']:.1%}", "≥ 50%")
+    t.add_row("semantic perplexity", f"{res['semantic']['perplexity']:.0f}", "")
+    t.add_row("phone error rate", f"{res['phone_error_rate']:.1%}", "≤ 20%")
+    t.add_row("phone error rate (neutral)", f"{res['phone_error_rate_neutral']:.1%}", "")
+    t.add_row("speaker invariance", f"{res['speaker_invariance']:.1%}", "")
+    t.add_row("style probe accuracy", f"{res['style_probe']['accuracy']:.1%}", "≥ 90%")
+    console.print(t)
+    console.print(f"per style: {res['style_probe']['per_style']}")
+    console.print(f"JSON: {out}")

@@ -1,0 +1,190 @@
+"""The dual-codebook tokenizer: ids, rates, FSQ, streaming = offline, save/load, a tiny training run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from aqaa.tokenizer import DualCodebookTokenizer, TokenizerConfig
+from aqaa.tokenizer import ids as audio_ids
+from aqaa.tokenizer.encoder import EncoderConfig
+from aqaa.tokenizer.features import fbank, stack_frames, stacked_frames
+from aqaa.tokenizer.fsq import FSQ
+from aqaa.tokenizer.linguistic import LinguisticConfig
+from aqaa.tokenizer.phonemes import PhonemeVocab, ipa_symbols
+from aqaa.tokenizer.semantic import SemanticConfig
+
+SR = 16000
+
+
+def tiny_tokenizer(seed: int = 0) -> DualCodebookTokenizer:
+    torch.manual_seed(seed)
+    enc = dict(dim=32, layers=2, heads=2, left_chunks=2)
+    cfg = TokenizerConfig(
+        LinguisticConfig(n_phonemes=5, encoder=EncoderConfig(input_dim=560, chunk=4, **enc)),
+        SemanticConfig(
+            n_phonemes=5,
+            encoder=EncoderConfig(input_dim=320, chunk=6, **enc),
+            decoder=EncoderConfig(input_dim=4, chunk=6, dim=32, layers=1, heads=2),
+        ),
+        ["<blank>", "a", "b", "c", "d"],
+    )
+    tok = DualCodebookTokenizer(cfg)
+    tok.linguistic.centroids.normal_()
+    return tok
+
+
+def speechlike(seconds: float, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * SR)) / SR
+    f0 = 120 + 40 * np.sin(2 * np.pi * 0.7 * t)
+    x = np.sin(2 * np.pi * np.cumsum(f0) / SR) * (0.5 + 0.5 * np.sin(2 * np.pi * 3 * t) ** 2)
+    x = x + 0.05 * rng.standard_normal(len(t))
+    return (x / np.abs(x).max() * 0.999).astype(np.float32)
+
+
+def test_interleave_split_round_trip_and_errors() -> None:
+    rng = np.random.default_rng(0)
+    ling = rng.integers(0, 1024, 11)
+    sem = rng.integers(0, 4096, 16)
+    codes = audio_ids.interleave(ling, sem)
+    assert len(codes) == 5 * 5  # min(11 // 2, 16 // 3) groups, tails dropped
+    assert codes.min() >= 0 and codes.max() < audio_ids.AUDIO_CODES == 5120
+    assert all(audio_ids.is_linguistic(c) for c in codes.reshape(-1, 5)[:, :2].ravel())
+    assert all(audio_ids.is_semantic(c) for c in codes.reshape(-1, 5)[:, 2:].ravel())
+    back_l, back_s = audio_ids.split(codes)
+    np.testing.assert_array_equal(back_l, ling[:10])
+    np.testing.assert_array_equal(back_s, sem[:15])
+    with pytest.raises(ValueError, match="linguistic codes must be in"):
+        audio_ids.interleave(np.array([1024, 0]), np.array([0, 0, 0]))
+    with pytest.raises(ValueError, match="multiple of 5"):
+        audio_ids.split(codes[:7])
+    with pytest.raises(ValueError, match="not \\[l l s s s\\]"):
+        audio_ids.split(np.array([1500, 0, 1024, 1024, 1024]))
+
+
+def test_phoneme_symbols() -> None:
+    assert ipa_symbols("həlˈoʊ wˈɜːld") == ["h", "ə", "l", "o", "ʊ", "w", "ɜː", "l", "d"]
+    v = PhonemeVocab.from_texts(["həlˈoʊ", "wˈɜːld"])
+    assert v.symbols[0] == "<blank>"
+    assert v.decode(v.encode("wɜːld")) == ["w", "ɜː", "l", "d"]
+
+
+def test_fsq_codes_and_vectors_agree() -> None:
+    fsq = FSQ((8, 8, 8, 8))
+    assert fsq.codebook_size == 4096
+    z = torch.randn(1000, 4) * 3
+    q, codes = fsq(z)
+    assert codes.min() >= 0 and codes.max() < 4096
+    assert len(codes.unique()) > 500
+    torch.testing.assert_close(fsq.codes_to_vectors(codes), q)
+    z.requires_grad_(True)
+    fsq(z)[0].sum().backward()
+    assert z.grad is not None and z.grad.abs().sum() > 0  # straight-through gradient
+
+
+def test_token_rates_over_ten_seconds() -> None:
+    tok = tiny_tokenizer()
+    out = tok.encode(speechlike(10.0), SR)
+    assert abs(len(out.linguistic) - 167) <= 2
+    assert abs(len(out.semantic) - 250) <= 2
+    assert out.linguistic.max() < 1024 and out.semantic.max() < 4096
+    assert len(out.codes) % 5 == 0 and out.codes.max() < 5120
+    assert out.rates["interleaved_hz"] == pytest.approx(41.67, abs=0.5)
+    f = fbank(speechlike(1.0))
+    assert stack_frames(f, 7, 6).shape == (stacked_frames(len(f), 7, 6), 560)
+
+
+def test_encode_accepts_any_rate_and_refuses_silence() -> None:
+    tok = tiny_tokenizer()
+    x = speechlike(2.0)
+    import soxr
+
+    a = tok.encode(x, SR).codes
+    b = tok.encode(soxr.resample(x, SR, 44100), 44100).codes
+    assert abs(len(a) - len(b)) <= 5
+    from aqaa.audio import SilentAudioError
+
+    with pytest.raises(SilentAudioError):
+        tok.encode(np.zeros(SR, np.float32), SR)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_streaming_equals_offline(seed: int) -> None:
+    tok = tiny_tokenizer(seed)
+    x = speechlike(4.3, seed)
+    offline = tok.encode_waveform(x)
+    stream = tok.stream(gain=1.0)
+    rng = np.random.default_rng(seed)
+    parts, i = [], 0
+    while i < len(x):
+        n = int(rng.integers(50, 6000))
+        parts.append(stream.push(x[i : i + n]))
+        i += n
+    parts.append(stream.flush())
+    np.testing.assert_array_equal(np.concatenate(parts), offline.codes)
+    np.testing.assert_array_equal(stream.linguistic, offline.linguistic)
+    np.testing.assert_array_equal(stream.semantic, offline.semantic)
+    with pytest.raises(RuntimeError, match="flushed"):
+        stream.push(x[:100])
+
+
+def test_save_load_round_trip(tmp_path: Path) -> None:
+    tok = tiny_tokenizer()
+    tok.save(tmp_path, dtype=torch.float32)
+    again = DualCodebookTokenizer.load(tmp_path)
+    x = speechlike(3.0)
+    np.testing.assert_array_equal(tok.encode_waveform(x).codes, again.encode_waveform(x).codes)
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    assert cfg["linguistic"]["lfr_m"] == 7 and cfg["semantic"]["fsq_levels"] == [8, 8, 8, 8]
+    with pytest.raises(FileNotFoundError, match="aqaa train tokenizer"):
+        DualCodebookTokenizer.load(tmp_path / "missing")
+
+
+@pytest.fixture(scope="module")
+def tiny_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from aqaa.data.corpus import BuildConfig, build_corpus
+
+    out = tmp_path_factory.mktemp("tokcorpus")
+    build_corpus(BuildConfig(out=out, hours=0.006, seed=11, workers=2), progress=False)
+    return out
+
+
+def test_tiny_training_run_loss_falls_and_resumes(tiny_corpus: Path, tmp_path: Path) -> None:
+    from aqaa.data.shards import tokenize_corpus
+    from aqaa.train.tokenizer import TokenizerTrainConfig, train_tokenizer
+
+    kw = dict(
+        data=str(tiny_corpus),
+        out=str(tmp_path / "tok"),
+        batch_seconds=12,
+        warmup=3,
+        ckpt_every=5,
+        kmeans_frames=1000,
+        dim=32,
+        layers=1,
+        heads=2,
+        n_codes=32,
+        lr=3e-3,
+    )
+    train_tokenizer(TokenizerTrainConfig(steps=10, **kw), progress=False)
+    # "killed" after 10 steps: resume continues to 30
+    train_tokenizer(TokenizerTrainConfig(steps=30, **kw), resume=True, progress=False)
+    log = [json.loads(x) for x in (tmp_path / "tok" / "train_log.jsonl").read_text().splitlines()]
+    steps = [r["step"] for r in log]
+    assert steps[-1] == 30 and 20 in steps
+    first = np.mean([r["loss"] for r in log[:2]])
+    last = np.mean([r["loss"] for r in log[-2:]])
+    assert last < first
+    tok = DualCodebookTokenizer.load(tmp_path / "tok")
+    counts = tokenize_corpus(tiny_corpus, tok, progress=False)
+    assert sum(counts.values()) > 0
+    row = json.loads((tiny_corpus / "tokens" / "train.jsonl").read_text().splitlines()[0])
+    t = row["turns"][0]
+    assert len(t["human_codes"]) % 5 == 0 and len(t["human_codes"]) > 0
+    assert all(0 <= c < 5120 for c in t["human_codes"])
+    assert t["answer_clips"][0]["audio"].endswith(".flac")
