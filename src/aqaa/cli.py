@@ -16,6 +16,9 @@ from rich.console import Console
 from rich.table import Table
 
 from aqaa import __version__
+from aqaa.tokenizer import cli as tok_cli
+from aqaa.train.cli import train_app
+from aqaa.vocoder import cli as voc_cli
 
 app = typer.Typer(
     help="aqaa: ask out loud, get a spoken answer (end-to-end AQAA).", no_args_is_help=True
@@ -24,6 +27,16 @@ data_app = typer.Typer(
     help="Build and inspect the synthetic spoken-dialogue corpus.", no_args_is_help=True
 )
 app.add_typer(data_app, name="data")
+app.add_typer(train_app, name="train")
+eval_app = typer.Typer(help="Evaluate the model's parts and the whole.", no_args_is_help=True)
+app.add_typer(eval_app, name="eval")
+app.command("tokenize")(tok_cli.tokenize)
+data_app.command("tokenize")(tok_cli.data_tokenize)
+train_app.command("tokenizer")(tok_cli.train_tokenizer)
+eval_app.command("tokenizer")(tok_cli.eval_tokenizer)
+app.command("vocode")(voc_cli.vocode)
+app.command("resynth")(voc_cli.resynth)
+train_app.command("vocoder")(voc_cli.train_vocoder)
 console = Console()
 
 

@@ -84,9 +84,9 @@ def train_tokenizer(
     out: Annotated[Path, typer.Option(help="Output directory for checkpoints and the tokenizer.")],
     steps: Annotated[int, typer.Option(help="Optimizer steps.")] = 6000,
     resume: Annotated[bool, typer.Option(help="Continue from OUT/checkpoint.pt.")] = False,
-    dim: Annotated[int, typer.Option(help="Encoder width.")] = 256,
-    layers: Annotated[int, typer.Option(help="Encoder layers.")] = 6,
-    batch_seconds: Annotated[float, typer.Option(help="Seconds of audio per batch.")] = 80.0,
+    dim: Annotated[int, typer.Option(help="Encoder width.")] = 192,
+    layers: Annotated[int, typer.Option(help="Encoder layers.")] = 4,
+    batch_seconds: Annotated[float, typer.Option(help="Seconds of padded audio per batch.")] = 40.0,
 ) -> None:
     """Train both tokenizers (CTC + reconstruction), then fit the k-means codebook."""
     from aqaa.train.tokenizer import TokenizerTrainConfig

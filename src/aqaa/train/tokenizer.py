@@ -23,10 +23,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from aqaa.audio import load_audio
 from aqaa.data.corpus import read_manifest
+from aqaa.precision import use_bf16
 from aqaa.tokenizer.dual import DualCodebookTokenizer, TokenizerConfig
 from aqaa.tokenizer.encoder import EncoderConfig
 from aqaa.tokenizer.features import fbank, prosody_targets, stack_frames, stacked_frames
@@ -42,7 +44,7 @@ class TokenizerTrainConfig:
     data: str
     out: str
     steps: int = 6000
-    batch_seconds: float = 80.0  # audio per batch
+    batch_seconds: float = 40.0  # padded audio per batch
     max_clip_seconds: float = 8.0
     lr: float = 1e-3
     warmup: int = 300
@@ -50,11 +52,13 @@ class TokenizerTrainConfig:
     ckpt_every: int = 250
     seed: int = 0
     kmeans_frames: int = 150_000
-    dim: int = 256
-    layers: int = 6
+    dim: int = 192
+    layers: int = 4
     heads: int = 4
     #: Linguistic codebook size (1,024 in the design; smaller only for tests).
     n_codes: int = 1024
+    #: bf16 autocast: "auto" uses it only where it is faster (see aqaa.precision).
+    bf16: str = "auto"
     loss_weights: dict[str, float] = field(
         default_factory=lambda: {
             "ling_ctc": 1.0,
@@ -111,9 +115,10 @@ def _clip_features(args: tuple[str, dict[str, Any]]) -> dict[str, Any] | None:
     except ValueError as e:
         log.warning("skipping %s: %s", clip["path"], e)
         return None
-    feats = fbank(x).to(torch.float16)
-    pros = prosody_targets(x)
-    return {**clip, "fbank": feats, **{k: torch.from_numpy(v) for k, v in pros.items()}}
+    # numpy, not torch: tensors returned from pool workers travel as file descriptors, and
+    # thousands of them exhaust the descriptor limit
+    feats = fbank(x).to(torch.float16).numpy()
+    return {**clip, "fbank": feats, **prosody_targets(x)}
 
 
 def prepare_features(corpus: Path, workers: int = 2, progress: bool = True) -> list[dict[str, Any]]:
@@ -136,7 +141,11 @@ def prepare_features(corpus: Path, workers: int = 2, progress: bool = True) -> l
                 unit="clip",
             )
         )
-    rows = [r for r in rows if r is not None]
+    rows = [
+        {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in r.items()}
+        for r in rows
+        if r is not None
+    ]
     cache.parent.mkdir(parents=True, exist_ok=True)
     tmp = cache.with_suffix(".tmp")
     torch.save(rows, tmp)
@@ -158,27 +167,41 @@ def make_config(cfg: TokenizerTrainConfig, vocab: PhonemeVocab) -> TokenizerConf
         SemanticConfig(
             n_phonemes=len(vocab),
             encoder=EncoderConfig(input_dim=320, chunk=12, **enc),
-            decoder=EncoderConfig(input_dim=4, chunk=12, dim=cfg.dim, layers=3, heads=cfg.heads),
+            decoder=EncoderConfig(input_dim=4, chunk=12, dim=cfg.dim, layers=2, heads=cfg.heads),
         ),
         vocab.symbols,
     )
 
 
 def batches(rows: list[dict], cfg: TokenizerTrainConfig, rng: random.Random):
-    """Endless batches of about `batch_seconds` of audio, clips cropped to `max_clip_seconds`."""
+    """Endless batches of about `batch_seconds` of audio, clips cropped to `max_clip_seconds`.
+
+    Clips are shuffled, then sorted by length within pools of 256 so a batch holds clips of
+    similar length (little padding), and the batches are shuffled again.
+    """
     max_frames = int(cfg.max_clip_seconds * 100)
+
+    def frames(i: int) -> int:
+        return min(len(rows[i]["fbank"]), max_frames)
+
     while True:
         order = list(range(len(rows)))
         rng.shuffle(order)
-        batch: list[dict] = []
-        frames = 0
-        for i in order:
-            r = rows[i]
-            batch.append(r)
-            frames += min(len(r["fbank"]), max_frames)
-            if frames >= cfg.batch_seconds * 100:
-                yield batch
-                batch, frames = [], 0
+        epoch: list[list[dict]] = []
+        for p in range(0, len(order), 256):
+            pool = sorted(order[p : p + 256], key=frames)
+            batch: list[dict] = []
+            width = 0
+            for i in pool:
+                width = max(width, frames(i))
+                if batch and width * (len(batch) + 1) > cfg.batch_seconds * 100:
+                    epoch.append(batch)
+                    batch, width = [], frames(i)
+                batch.append(rows[i])
+            if batch:
+                epoch.append(batch)
+        rng.shuffle(epoch)
+        yield from epoch
 
 
 def collate(batch: list[dict], vocab: PhonemeVocab, max_frames: int) -> dict[str, torch.Tensor]:
@@ -273,6 +296,8 @@ def train_tokenizer(cfg: TokenizerTrainConfig, resume: bool = False, progress: b
     tok.linguistic.train()
     tok.semantic.train()
     max_frames = int(cfg.max_clip_seconds * 100)
+    bf16 = use_bf16(cfg.bf16)
+    log.info("bf16 autocast: %s", bf16)
     it = batches(rows, cfg, rng)
     # a resumed run continues the same batch sequence
     for _ in range(step):
@@ -290,7 +315,7 @@ def train_tokenizer(cfg: TokenizerTrainConfig, resume: bool = False, progress: b
         )
         for g in opt.param_groups:
             g["lr"] = lr
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             losses = step_losses(tok, b)
         loss = sum(cfg.loss_weights[k] * v for k, v in losses.items())
         opt.zero_grad(set_to_none=True)

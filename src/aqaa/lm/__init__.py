@@ -1,0 +1,1 @@
+"""The language model: vocabulary, conversation format, backbone, data and decoding."""

@@ -1,0 +1,104 @@
+"""Quick LM checks on held-out token shards (issue 5's acceptance numbers).
+
+- **ASR**: the spoken question → its transcript (text mode, the `system_asr` prompt); word error
+  rate against the question text, both normalised (`aqaa.data.tasks.base.normalize`, style tags
+  removed).
+- **QA**: a spoken question of the knowledge/reasoning categories → the text channel of the
+  answer; correct when it contains one of the item's `accept` strings as whole words.
+
+Greedy decoding under the grammar with the lean KV-cached loop. This is the LM alone on
+tokenised audio, not the end-to-end evaluation of `aqaa eval`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from aqaa.data.tasks.base import contains_phrase, normalize
+from aqaa.lm.data import TokenItem
+from aqaa.lm.decode import LeanDecoder, respond
+from aqaa.lm.format import ChatTurn, FormatConfig, Mode
+from aqaa.lm.vocab import Vocab
+
+QA_CATEGORIES: tuple[str, ...] = ("knowledge", "reasoning")
+_TAG = re.compile(r"\((\w+)\)\s*")
+
+
+def word_errors(ref: str, hyp: str) -> tuple[int, int]:
+    """(edit distance in words, reference words) after normalisation and tag removal."""
+    r = normalize(_TAG.sub("", ref)).split()
+    h = normalize(_TAG.sub("", hyp)).split()
+    prev = list(range(len(h) + 1))
+    for i, rw in enumerate(r, 1):
+        cur = [i] + [0] * len(h)
+        for j, hw in enumerate(h, 1):
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (rw != hw))
+        prev = cur
+    return prev[-1], len(r)
+
+
+@dataclass
+class LMEval:
+    asr_wer: float | None = None
+    asr_n: int = 0
+    qa_accuracy: float | None = None
+    qa_n: int = 0
+    qa_per_category: dict[str, float] = field(default_factory=dict)
+    tokens_per_second: float = 0.0
+    samples: list[dict[str, Any]] = field(default_factory=list)
+
+
+def evaluate_lm(
+    model: torch.nn.Module,
+    vocab: Vocab,
+    items: Sequence[TokenItem],
+    n_asr: int = 100,
+    n_qa: int = 100,
+    qa_mode: Mode = "text",
+    categories: Sequence[str] = QA_CATEGORIES,
+    fmt: FormatConfig | None = None,
+    max_len: int = 2048,
+    dtype: torch.dtype = torch.float32,
+) -> LMEval:
+    """ASR WER and QA accuracy of a checkpoint on `items` (first turns only)."""
+    fmt = fmt or FormatConfig()
+    dec = LeanDecoder(model, max_len=max_len, dtype=dtype)
+    out = LMEval()
+    errs = words = 0
+    toks = secs = 0.0
+    for it in items[:n_asr]:
+        t = it.turns[0]
+        p, r = respond(dec, vocab, [ChatTurn(human_codes=t.human_codes)], "text", fmt,
+                       system=fmt.system_asr, max_new_tokens=128)  # fmt: skip
+        e, n = word_errors(t.human_text, p.text)
+        errs, words = errs + e, words + n
+        toks, secs = toks + len(r.ids), secs + r.seconds
+        out.asr_n += 1
+        if len(out.samples) < 10:
+            out.samples.append({"task": "asr", "ref": t.human_text, "hyp": p.text})
+    if words:
+        out.asr_wer = errs / words
+    per: dict[str, list[int]] = {}
+    qa = [it for it in items if it.category in categories][:n_qa]
+    for it in qa:
+        t = it.turns[0]
+        p, r = respond(dec, vocab, [ChatTurn(human_codes=t.human_codes)], qa_mode, fmt,
+                       max_new_tokens=512 if qa_mode == "speech" else 96)  # fmt: skip
+        ok = any(contains_phrase(p.text, a) for a in t.accept) if t.accept else False
+        per.setdefault(it.category, []).append(int(ok))
+        toks, secs = toks + len(r.ids), secs + r.seconds
+        if len(out.samples) < 20:
+            out.samples.append(
+                {"task": "qa", "q": t.human_text, "answer": p.text, "accept": t.accept, "ok": ok}
+            )
+    out.qa_n = sum(len(v) for v in per.values())
+    if out.qa_n:
+        out.qa_accuracy = sum(sum(v) for v in per.values()) / out.qa_n
+        out.qa_per_category = {k: sum(v) / len(v) for k, v in per.items()}
+    out.tokens_per_second = toks / secs if secs else 0.0
+    return out

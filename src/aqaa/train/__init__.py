@@ -1,0 +1,1 @@
+"""Training code: the models' training stages and the loop the LM stages share (`loop`)."""

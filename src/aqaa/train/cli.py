@@ -1,0 +1,283 @@
+"""`aqaa train …`: the LM training stages as commands.
+
+Every command takes `--data CORPUS --out RUN`; a stage writes `RUN/<stage>/` and reads its
+predecessor from the same run directory (see `aqaa.train.stage`). Run any of them under
+`torchrun --nproc-per-node N -m aqaa.cli train …` for N processes (gloo on CPU, nccl on GPU).
+Errors a user can fix print one line and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+train_app = typer.Typer(
+    help="Train: tokenizer, vocoder, and the LM (pretrain → sft 1, 2 → dpo → merge).", no_args_is_help=True
+)
+console = Console()
+
+Data = Annotated[Path, typer.Option(help="Corpus directory with tokens/{train,valid}.jsonl.")]
+Out = Annotated[Path, typer.Option(help="Run directory; this stage writes a subdirectory.")]
+Preset = Annotated[str, typer.Option(help="Model preset: tiny or base.")]
+Resume = Annotated[bool, typer.Option(help="Continue from the stage's latest checkpoint.")]
+MaxSteps = Annotated[int | None, typer.Option(help="Total optimiser steps of the stage.")]
+BatchSize = Annotated[int | None, typer.Option(help="Items per step over all processes.")]
+MicroBatch = Annotated[int | None, typer.Option(help="Items per forward pass per process.")]
+Lr = Annotated[float | None, typer.Option(help="Peak learning rate.")]
+Seed = Annotated[int, typer.Option(help="Seed of weights and data order.")]
+Bf16 = Annotated[
+    bool | None,
+    typer.Option(help="bf16 autocast (default: only where bf16 matmuls are fast)."),
+]
+Init = Annotated[Path | None, typer.Option(help="Start from this checkpoint instead.")]
+Every = Annotated[int | None, typer.Option(help="Steps between checkpoints.")]
+Progress = Annotated[bool, typer.Option(help="Show a progress bar.")]
+LogEvery = Annotated[int | None, typer.Option(help="Steps between log lines.")]
+Threads = Annotated[
+    int | None, typer.Option(help="Torch threads per process (default: cores / processes).")
+]
+
+
+class _UserError(Exception):
+    pass
+
+
+def _fail(msg: str) -> typer.Exit:
+    console.print(f"[red]error:[/red] {msg}", highlight=False)
+    return typer.Exit(code=2)
+
+
+def _loop_overrides(loop: Any, **kw: Any) -> None:
+    """Set the loop fields the user gave (None = keep the stage default)."""
+    for k, v in kw.items():
+        if v is not None:
+            setattr(loop, k, v)
+    loop.__post_init__()
+
+
+def _resolve(
+    cls: type, stage: str, run: Path, fresh: Any, resume: bool, max_steps: int | None
+) -> Any:
+    """On --resume the saved config wins (only --max-steps may change it)."""
+    from aqaa.train.loop import CONFIG_FILE
+    from aqaa.train.stage import load_config, stage_dir
+
+    if not resume:
+        return fresh
+    sdir = stage_dir(run, stage)
+    if not (sdir / CONFIG_FILE).exists():
+        raise _UserError(f"nothing to resume in {sdir}")
+    cfg = load_config(cls, sdir)
+    if max_steps is not None:
+        cfg.loop.max_steps = max_steps
+    cfg.loop.threads = fresh.loop.threads  # how to run here, not what to train
+    return cfg
+
+
+def _run(fn: Any, cfg: Any, resume: bool, progress: bool) -> None:
+    from aqaa.train.loop import setup_dist
+    from aqaa.train.stage import StageError
+
+    try:
+        res = fn(cfg, resume=resume, progress=progress)
+    except (StageError, FileNotFoundError, _UserError) as e:
+        raise _fail(str(e)) from None
+    except ValueError as e:
+        raise _fail(str(e)) from None
+    if setup_dist().main:
+        last = {k: round(v, 4) for k, v in res.last.items() if isinstance(v, float) and k != "time"}
+        console.print(f"{res.steps} steps; final checkpoint {res.final}; last {json.dumps(last)}")
+
+
+@train_app.command("pretrain")
+def pretrain(
+    data: Data,
+    out: Out,
+    preset: Preset = "base",
+    resume: Resume = False,
+    max_steps: MaxSteps = None,
+    batch_size: BatchSize = None,
+    micro_batch: MicroBatch = None,
+    lr: Lr = None,
+    seed: Seed = 0,
+    bf16: Bf16 = None,
+    init: Init = None,
+    ckpt_every: Every = None,
+    threads: Threads = None,
+    log_every: LogEvery = None,
+    text_vocab: Annotated[int, typer.Option(help="Text vocabulary size (BPE).")] = 2048,
+    max_len: Annotated[int, typer.Option(help="Longest training sequence.")] = 768,
+    progress: Progress = True,
+) -> None:
+    """Pretrain on the task mixture (audio continuation, ASR, TTS, interleaved, text QA)."""
+    from aqaa.lm.model import PRESETS
+    from aqaa.train.pretrain import PretrainConfig, run_pretrain
+
+    if preset not in PRESETS or preset == "paper":
+        raise _fail(f"--preset must be tiny or base, got {preset!r}")
+    try:
+        cfg = PretrainConfig(
+            data=str(data), out=str(out), preset=preset, init=str(init) if init else None,
+            text_vocab_size=text_vocab, max_len=max_len,
+        )  # fmt: skip
+        cfg.loop.seed = seed
+        cfg.loop.bf16 = bf16
+        _loop_overrides(cfg.loop, max_steps=max_steps, batch_size=batch_size,
+                        micro_batch=micro_batch, lr=lr, ckpt_every=ckpt_every,
+                        threads=threads, log_every=log_every)  # fmt: skip
+        cfg = _resolve(PretrainConfig, "pretrain", out, cfg, resume, max_steps)
+    except (ValueError, _UserError) as e:
+        raise _fail(str(e)) from None
+    _run(run_pretrain, cfg, resume, progress)
+
+
+@train_app.command("sft")
+def sft(
+    data: Data,
+    out: Out,
+    stage: Annotated[
+        int, typer.Option(help="1: all tasks; 2: high-quality, multi-style subset.")
+    ] = 1,
+    preset: Preset = "base",
+    resume: Resume = False,
+    max_steps: MaxSteps = None,
+    batch_size: BatchSize = None,
+    micro_batch: MicroBatch = None,
+    lr: Lr = None,
+    seed: Seed = 0,
+    bf16: Bf16 = None,
+    init: Init = None,
+    ckpt_every: Every = None,
+    threads: Threads = None,
+    log_every: LogEvery = None,
+    progress: Progress = True,
+) -> None:
+    """Supervised fine-tuning: spoken question → text (+ audio) answer.
+
+    `--preset` is accepted for symmetry; the shape comes from the initial checkpoint.
+    """
+    from aqaa.train.sft import SFTConfig, run_sft, sft2_defaults
+
+    try:
+        cfg = sft2_defaults(
+            SFTConfig(data=str(data), out=str(out), stage=stage, init=str(init) if init else None)
+        )
+        cfg.loop.seed = seed
+        cfg.loop.bf16 = bf16
+        _loop_overrides(cfg.loop, max_steps=max_steps, batch_size=batch_size,
+                        micro_batch=micro_batch, lr=lr, ckpt_every=ckpt_every,
+                        threads=threads, log_every=log_every)  # fmt: skip
+        cfg = _resolve(SFTConfig, f"sft{stage}", out, cfg, resume, max_steps)
+    except (ValueError, _UserError) as e:
+        raise _fail(str(e)) from None
+    _run(run_sft, cfg, resume, progress)
+
+
+@train_app.command("dpo")
+def dpo(
+    data: Data,
+    out: Out,
+    preset: Preset = "base",
+    resume: Resume = False,
+    max_steps: MaxSteps = None,
+    batch_size: BatchSize = None,
+    micro_batch: MicroBatch = None,
+    lr: Lr = None,
+    seed: Seed = 0,
+    bf16: Bf16 = None,
+    init: Init = None,
+    ckpt_every: Every = None,
+    threads: Threads = None,
+    log_every: LogEvery = None,
+    reference: Annotated[Path | None, typer.Option(help="Reference model (default SFT-1).")] = None,
+    beta: Annotated[float, typer.Option(help="DPO β.")] = 0.1,
+    progress: Progress = True,
+) -> None:
+    """DPO from SFT-1 with audio tokens masked out of the log-ratios."""
+    from aqaa.train.dpo import DPOConfig, run_dpo
+
+    try:
+        cfg = DPOConfig(
+            data=str(data), out=str(out), init=str(init) if init else None,
+            reference=str(reference) if reference else None, beta=beta,
+        )  # fmt: skip
+        cfg.loop.seed = seed
+        cfg.loop.bf16 = bf16
+        _loop_overrides(cfg.loop, max_steps=max_steps, batch_size=batch_size,
+                        micro_batch=micro_batch, lr=lr, ckpt_every=ckpt_every,
+                        threads=threads, log_every=log_every)  # fmt: skip
+        cfg = _resolve(DPOConfig, "dpo", out, cfg, resume, max_steps)
+    except (ValueError, _UserError) as e:
+        raise _fail(str(e)) from None
+    _run(run_dpo, cfg, resume, progress)
+
+
+@train_app.command("merge")
+def merge(
+    out: Out,
+    data: Annotated[Path | None, typer.Option(help="Unused; accepted for symmetry.")] = None,
+    inputs: Annotated[
+        list[Path] | None,
+        typer.Option("--input", help="A checkpoint (repeat; default sft1, sft2, dpo)."),
+    ] = None,
+    weights: Annotated[str, typer.Option(help="Comma-separated weights.")] = "5,5,1",
+) -> None:
+    """Weighted average of checkpoints (default 5·SFT-1 + 5·SFT-2 + 1·DPO) into RUN/merged."""
+    from aqaa.train.merge import MergeConfig, run_merge
+    from aqaa.train.stage import StageError
+
+    try:
+        w = tuple(float(x) for x in weights.split(","))
+    except ValueError:
+        raise _fail(f"--weights must be comma-separated numbers, got {weights!r}") from None
+    cfg = MergeConfig(out=str(out), inputs=tuple(str(p) for p in inputs or ()), weights=w)
+    try:
+        path = run_merge(cfg)
+    except (StageError, FileNotFoundError, ValueError) as e:
+        raise _fail(str(e)) from None
+    console.print(f"merged {len(cfg.inputs)} checkpoints with weights {list(w)} into {path}")
+
+
+@train_app.command("evaluate")
+def evaluate(
+    checkpoint: Annotated[Path, typer.Option(help="A checkpoint directory (e.g. RUN/sft1/final).")],
+    data: Data,
+    split: Annotated[str, typer.Option(help="Token shard to evaluate on.")] = "valid",
+    n: Annotated[int, typer.Option("-n", "--n", help="Items per task (ASR and QA).")] = 100,
+    qa_mode: Annotated[str, typer.Option(help="text or speech answers for QA.")] = "text",
+    threads: Annotated[int, typer.Option(help="Torch threads.")] = 1,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """LM-only checks on held-out shards: ASR WER and knowledge/reasoning QA accuracy."""
+    import dataclasses
+
+    import torch
+
+    from aqaa.lm.data import load_items
+    from aqaa.lm.evaluate import evaluate_lm
+    from aqaa.lm.model import load_checkpoint
+
+    if qa_mode not in ("text", "speech"):
+        raise _fail(f"--qa-mode must be text or speech, got {qa_mode!r}")
+    torch.set_num_threads(threads)
+    try:
+        model, vocab = load_checkpoint(checkpoint)
+        items = load_items(data, split)
+    except (FileNotFoundError, ValueError, OSError) as e:
+        raise _fail(str(e)) from None
+    res = evaluate_lm(model, vocab, items, n_asr=n, n_qa=n, qa_mode=qa_mode)  # type: ignore[arg-type]
+    if as_json:
+        print(json.dumps(dataclasses.asdict(res), indent=2))
+        return
+    for s in res.samples[:6]:
+        console.print(s, highlight=False)
+    wer = "n/a" if res.asr_wer is None else f"{100 * res.asr_wer:.1f}%"
+    acc = "n/a" if res.qa_accuracy is None else f"{100 * res.qa_accuracy:.1f}%"
+    console.print(
+        f"ASR WER {wer} on {res.asr_n} items; QA accuracy {acc} on {res.qa_n} items "
+        f"{res.qa_per_category}; {res.tokens_per_second:.0f} tokens/s"
+    )

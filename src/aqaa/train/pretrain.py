@@ -1,0 +1,108 @@
+"""Stage 4 (design §2): LM pretraining on the task mixture.
+
+Audio continuation, ASR, TTS, interleaved text/audio and text-only QA, weighted by `Mixture`.
+Starts from random weights of a preset (or from `init`), and trains the text tokenizer from the
+corpus texts when there is none yet.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from aqaa.lm.data import Mixture, PretrainSource, iter_records, load_items
+from aqaa.lm.format import FormatConfig
+from aqaa.lm.model import build_model, load_checkpoint
+from aqaa.lm.vocab import DEFAULT_TEXT_VOCAB, Vocab, shard_texts, train_vocab
+from aqaa.train.loop import (
+    LoopConfig,
+    TrainResult,
+    config_dict,
+    latest_checkpoint,
+    setup_dist,
+    train,
+)
+from aqaa.train.objectives import LMTask
+from aqaa.train.stage import check_fresh, stage_dir
+
+
+def _pretrain_loop() -> LoopConfig:
+    return LoopConfig(lr=1e-3, warmup_steps=100, audio_embedding_lr_mult=2.0)
+
+
+@dataclass
+class PretrainConfig:
+    data: str
+    out: str
+    preset: str = "base"
+    #: Start from this checkpoint (weights and tokenizer) instead of random weights.
+    init: str | None = None
+    text_vocab_size: int = DEFAULT_TEXT_VOCAB
+    max_len: int = 768
+    text_loss_weight: float = 1.0
+    audio_loss_weight: float = 1.0
+    eval_examples: int = 64
+    mixture: Mixture = field(default_factory=Mixture)
+    format: FormatConfig = field(default_factory=FormatConfig)
+    loop: LoopConfig = field(default_factory=_pretrain_loop)
+
+
+def build_vocab(cfg: PretrainConfig) -> Vocab:
+    """Train the BPE on the train shard's texts and the format's fixed strings."""
+    texts = list(cfg.format.fixed_texts()) + list(shard_texts(iter_records(cfg.data, "train")))
+    return train_vocab(texts, cfg.text_vocab_size)
+
+
+def run_pretrain(
+    cfg: PretrainConfig,
+    resume: bool = False,
+    progress: bool = True,
+    stop_after: int | None = None,
+) -> TrainResult:
+    d = setup_dist()
+    sdir = stage_dir(cfg.out, "pretrain")
+    check_fresh(sdir, resume)
+    tok_dir = sdir / "tokenizer"
+    if resume:
+        ck = latest_checkpoint(sdir)
+        assert ck is not None
+        model, vocab = load_checkpoint(ck)
+    elif cfg.init:
+        model, vocab = load_checkpoint(cfg.init)
+    else:
+        if d.main and not (tok_dir / "tokenizer.json").exists():
+            build_vocab(cfg).save(tok_dir)
+        d.barrier()
+        vocab = Vocab.load(tok_dir)
+        model = build_model(cfg.preset, vocab.size, seed=cfg.loop.seed)
+    train_items = load_items(cfg.data, "train")
+    try:
+        valid_items = load_items(cfg.data, "valid")
+    except (FileNotFoundError, ValueError):
+        valid_items = []
+    src = PretrainSource(train_items, vocab, cfg.format, cfg.max_len, cfg.mixture)
+    eval_src = (
+        PretrainSource(valid_items, vocab, cfg.format, cfg.max_len, cfg.mixture)
+        if valid_items
+        else None
+    )
+    task = LMTask(
+        src,
+        cfg.loop.seed,
+        cfg.text_loss_weight,
+        cfg.audio_loss_weight,
+        eval_src,
+        cfg.eval_examples,
+        d.device,
+    )
+    return train(
+        stage_dir=sdir,
+        model=model,
+        vocab=vocab,
+        task=task,
+        cfg=cfg.loop,
+        config=config_dict(cfg),
+        resume=resume,
+        dist_ctx=d,
+        progress=progress,
+        stop_after=stop_after,
+    )

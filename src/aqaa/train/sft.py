@@ -1,0 +1,132 @@
+"""Stages 5 and 6 (design §2): supervised fine-tuning.
+
+- **SFT-1**: full-parameter; spoken question (with history) → text + audio answer, and a fraction
+  → text-only answer. Starts from the pretrained checkpoint.
+- **SFT-2**: a high-quality subset (by default the style-bearing categories and multi-turn
+  dialogues), multi-style answers (several marked clips) drawn more often, plus some replay of
+  everything. Starts from SFT-1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from aqaa.lm.data import SFTSource, load_items
+from aqaa.lm.format import FormatConfig
+from aqaa.lm.model import load_checkpoint
+from aqaa.train.loop import (
+    LoopConfig,
+    TrainResult,
+    config_dict,
+    latest_checkpoint,
+    setup_dist,
+    train,
+)
+from aqaa.train.objectives import LMTask
+from aqaa.train.stage import check_fresh, final_checkpoint, stage_dir
+
+#: SFT-2's default subset: where style and dialogue skills live.
+SFT2_CATEGORIES: tuple[str, ...] = (
+    "voice_instruction",
+    "emotion",
+    "roleplay",
+    "voice_understanding",
+    "creativity",
+    "multi_turn",
+)
+
+
+def _sft_loop() -> LoopConfig:
+    return LoopConfig(lr=3e-4, warmup_steps=50)
+
+
+@dataclass
+class SFTConfig:
+    data: str
+    out: str
+    stage: int = 1
+    #: Checkpoint to start from (default: `pretrain/final` for stage 1, `sft1/final` for stage 2).
+    init: str | None = None
+    max_len: int = 1024
+    text_answer_fraction: float = 0.3
+    #: Item categories to train on (None: all). Stage 2 defaults to `SFT2_CATEGORIES`.
+    categories: tuple[str, ...] | None = None
+    multi_style_boost: float = 1.0
+    replay: float = 0.0
+    text_loss_weight: float = 1.0
+    audio_loss_weight: float = 1.0
+    eval_examples: int = 64
+    format: FormatConfig = field(default_factory=FormatConfig)
+    loop: LoopConfig = field(default_factory=_sft_loop)
+
+    def __post_init__(self) -> None:
+        if self.stage not in (1, 2):
+            raise ValueError(f"SFT stage must be 1 or 2, got {self.stage}")
+
+
+def sft2_defaults(cfg: SFTConfig) -> SFTConfig:
+    """Fill SFT-2's subset, boost and replay where the config left the SFT-1 defaults."""
+    if cfg.stage == 2:
+        if cfg.categories is None:
+            cfg.categories = SFT2_CATEGORIES
+        if cfg.multi_style_boost == 1.0:
+            cfg.multi_style_boost = 3.0
+        if cfg.replay == 0.0:
+            cfg.replay = 0.2
+    return cfg
+
+
+def run_sft(
+    cfg: SFTConfig,
+    resume: bool = False,
+    progress: bool = True,
+    stop_after: int | None = None,
+) -> TrainResult:
+    d = setup_dist()
+    name = f"sft{cfg.stage}"
+    sdir = stage_dir(cfg.out, name)
+    check_fresh(sdir, resume)
+    if resume:
+        ck = latest_checkpoint(sdir)
+        assert ck is not None
+    else:
+        ck = cfg.init or final_checkpoint(cfg.out, "pretrain" if cfg.stage == 1 else "sft1")
+        cfg.init = str(ck)
+    model, vocab = load_checkpoint(ck)
+    items = load_items(cfg.data, "train")
+    src = SFTSource(
+        items,
+        vocab,
+        cfg.format,
+        cfg.max_len,
+        cfg.text_answer_fraction,
+        cfg.categories,
+        cfg.multi_style_boost,
+        cfg.replay,
+    )
+    try:
+        valid = load_items(cfg.data, "valid")
+        eval_src = SFTSource(valid, vocab, cfg.format, cfg.max_len, cfg.text_answer_fraction)
+    except (FileNotFoundError, ValueError):
+        eval_src = None
+    task = LMTask(
+        src,
+        cfg.loop.seed,
+        cfg.text_loss_weight,
+        cfg.audio_loss_weight,
+        eval_src,
+        cfg.eval_examples,
+        d.device,
+    )
+    return train(
+        stage_dir=sdir,
+        model=model,
+        vocab=vocab,
+        task=task,
+        cfg=cfg.loop,
+        config=config_dict(cfg),
+        resume=resume,
+        dist_ctx=d,
+        progress=progress,
+        stop_after=stop_after,
+    )

@@ -1,0 +1,660 @@
+"""Train the token-only vocoder (`aqaa train vocoder --data CORPUS --out DIR`).
+
+Data: the token shards ``CORPUS/tokens/{train,valid}.jsonl`` written by ``aqaa data tokenize``;
+every assistant clip gives (interleaved codes, 24 kHz audio). On first use the audio is read once
+into a cache under ``CORPUS/cache/vocoder-<key>/`` (per split: codes ``int16``, log-mel ``float16``
+and waveform ``int16`` as flat memory-mapped arrays plus a JSON index), so training never decodes
+audio again. ``G`` whole groups of codes are paired with ``6·G`` mel frames and ``2880·G``
+samples (the clip's audio is cropped, or padded with silence, to that length).
+
+Two stages in one explicit loop (global step ``0 … flow_steps + mel_steps``):
+
+1. **Flow** (steps ``< flow_steps``): token encoder + flow estimator on random group-aligned crops
+   of (codes, mel): flow-matching loss + ``prior_weight`` × MSE(mu, mel).
+2. **Mel vocoder** (the remaining ``mel_steps``): ConvNeXt/iSTFT generator on random crops of
+   (ground-truth mel, waveform): mel L1 + multi-resolution STFT, and after ``gan_start`` steps of
+   this stage least-squares adversarial + feature-matching losses against small multi-period and
+   multi-resolution discriminators.
+
+Every ``ckpt_every`` steps the full state (models, optimisers, RNGs, step) is written atomically
+(temporary file + ``os.replace``) to ``OUT/checkpoint.pt`` and the current vocoder is exported to
+``OUT/vocoder/``; ``--resume`` continues from the checkpoint. Losses go to ``OUT/log.jsonl`` (one
+JSON object per logged step), spectrogram plots to ``OUT/plots/``. bf16 autocast is used for the
+matrix work when it is faster on this CPU (``bf16="auto"`` measures it: CPUs without AVX512-BF16
+or AMX emulate bf16 and are many times slower). Under ``torchrun`` every rank trains on its own
+samples and gradients are averaged with ``all_reduce`` (gloo on CPU); rank 0 writes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import math
+import os
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+from aqaa.precision import use_bf16
+from aqaa.vocoder.losses import (
+    Discriminators,
+    discriminator_loss,
+    feature_matching_loss,
+    generator_loss,
+    multi_resolution_stft_loss,
+)
+from aqaa.vocoder.mel import MelConfig, fit_frames, mel_spectrogram
+from aqaa.vocoder.model import Vocoder, VocoderConfig
+from aqaa.vocoder.tokens import FRAMES_PER_PAIR, PAIRS_PER_GROUP, regroup
+
+log = logging.getLogger(__name__)
+
+CACHE_VERSION = 1
+SPLITS = ("train", "valid")
+
+
+class DataError(ValueError):
+    """The training data directory is missing or unusable (a message for the user)."""
+
+
+@dataclass
+class VocoderTrainConfig:
+    data: str
+    out: str
+    preset: str = "default"  # model size: "default" or "tiny"
+    flow_steps: int = 20000
+    mel_steps: int = 20000
+    max_steps: int | None = None  # stop this run at this global step (continue with --resume)
+    batch_size: int = 16
+    segment_groups: int = 25  # flow crops: 25 groups = 3 s
+    mel_batch_size: int = 8
+    mel_segment_frames: int = 32  # vocoder crops: 0.64 s
+    lr: float = 3e-4
+    mel_lr: float = 2e-4
+    warmup: int = 500
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    gan_start: int = 2000  # steps into stage 2 before the discriminators join
+    mel_weight: float = 45.0
+    stft_weight: float = 2.5
+    adv_weight: float = 1.0
+    fm_weight: float = 2.0
+    log_every: int = 10
+    ckpt_every: int = 250
+    plot_every: int = 1000
+    eval_every: int = 250  # fixed validation batches, also at step 0
+    seed: int = 0
+    bf16: str = "auto"  # "auto", "on" or "off"
+    threads: int | None = None  # torch CPU threads (None: torch's default)
+    progress: bool = True
+
+    def check(self) -> None:
+        if self.preset not in ("default", "tiny"):
+            raise ValueError(f"unknown model preset {self.preset!r}: use 'default' or 'tiny'")
+        if self.flow_steps < 0 or self.mel_steps < 0 or self.flow_steps + self.mel_steps == 0:
+            raise ValueError("flow_steps and mel_steps must be >= 0 and not both 0")
+        if min(self.batch_size, self.segment_groups, self.mel_batch_size) < 1:
+            raise ValueError("batch sizes and segment lengths must be positive")
+        if self.mel_segment_frames < 4:
+            raise ValueError("mel_segment_frames must be at least 4")
+        if self.bf16 not in ("auto", "on", "off"):
+            raise ValueError(f"bf16 must be auto, on or off, got {self.bf16!r}")
+        if min(self.log_every, self.ckpt_every, self.plot_every, self.eval_every) < 1:
+            raise ValueError("log, checkpoint and plot intervals must be positive")
+
+
+# ---------------------------------------------------------------------------------------------
+# bf16 on CPU
+# ---------------------------------------------------------------------------------------------
+
+
+# ---------------------------------------------------------------------------------------------
+# Cache: (codes, mel, wav) per clip, memory-mapped
+# ---------------------------------------------------------------------------------------------
+
+
+def _clips(shard: Path) -> list[dict[str, Any]]:
+    clips = []
+    with shard.open() as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                d = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{shard}:{n} is not valid JSON ({e.msg})") from None
+            for ti, turn in enumerate(d.get("turns", [])):
+                for ci, c in enumerate(turn.get("answer_clips", [])):
+                    if "codes" not in c or "audio" not in c:
+                        raise DataError(f"{shard}:{n}: an answer clip lacks 'codes' or 'audio'")
+                    clips.append(
+                        {
+                            "id": f"{d.get('id', n)}/{ti}/{ci}",
+                            "codes": c["codes"],
+                            "audio": c["audio"],
+                        }
+                    )
+    return clips
+
+
+def _read_24k(path: Path, rate: int) -> np.ndarray:
+    import soundfile as sf
+    import soxr
+
+    x, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    x = x.mean(axis=1)
+    if sr != rate:
+        x = soxr.resample(x, sr, rate, quality="HQ").astype(np.float32)
+    return x
+
+
+def _cache_key(data: Path, mel: MelConfig) -> str:
+    h = hashlib.sha256(json.dumps(dataclasses.asdict(mel), sort_keys=True).encode())
+    h.update(str(CACHE_VERSION).encode())
+    for split in SPLITS:
+        p = data / "tokens" / f"{split}.jsonl"
+        if p.exists():
+            st = p.stat()
+            h.update(f"{split}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:12]
+
+
+def build_cache(data: str | os.PathLike[str], mel: MelConfig, progress: bool = True) -> Path:
+    """Read every assistant clip once into ``CORPUS/cache/vocoder-<key>/`` (reused if present)."""
+    from tqdm import tqdm
+
+    data = Path(data)
+    if not (data / "tokens" / "train.jsonl").is_file():
+        raise DataError(
+            f"no token shards in {data}: expected {data}/tokens/train.jsonl "
+            f"(make them with `aqaa data tokenize`)"
+        )
+    final = data / "cache" / f"vocoder-{_cache_key(data, mel)}"
+    if (final / "index.json").is_file():
+        return final
+    tmp = data / "cache" / f".vocoder-tmp-{os.getpid()}"
+    tmp.mkdir(parents=True, exist_ok=True)
+    index: dict[str, Any] = {"version": CACHE_VERSION, "mel": dataclasses.asdict(mel), "splits": {}}
+    spf = mel.hop_length
+    for split in SPLITS:
+        shard = data / "tokens" / f"{split}.jsonl"
+        if not shard.is_file():
+            continue
+        clips = _clips(shard)
+        rows, off_c, off_m, off_w = [], 0, 0, 0
+        skipped = 0
+        with (
+            (tmp / f"{split}.codes.bin").open("wb") as fc,
+            (tmp / f"{split}.mel.bin").open("wb") as fm,
+            (tmp / f"{split}.wav.bin").open("wb") as fw,
+        ):
+            for clip in tqdm(clips, desc=f"vocoder cache {split}", disable=not progress):
+                codes = np.asarray(clip["codes"], dtype=np.int64)
+                groups = len(codes) // 5
+                codes = codes[: groups * 5]
+                if groups == 0:
+                    skipped += 1
+                    continue
+                try:
+                    regroup(codes)
+                except ValueError as e:
+                    raise DataError(f"{shard}: clip {clip['id']}: {e}") from None
+                path = data / clip["audio"]
+                if not path.is_file():
+                    raise DataError(f"{shard}: clip {clip['id']}: audio file {path} not found")
+                wav = _read_24k(path, mel.sample_rate)
+                frames = groups * PAIRS_PER_GROUP * FRAMES_PER_PAIR
+                m = fit_frames(mel_spectrogram(wav, mel), frames, mel).numpy()
+                w = np.zeros(frames * spf, dtype=np.float32)
+                w[: min(len(wav), len(w))] = wav[: len(w)]
+                fc.write(codes.astype(np.int16).tobytes())
+                fm.write(m.astype(np.float16).tobytes())
+                fw.write((np.clip(w, -1, 1) * 32767).round().astype(np.int16).tobytes())
+                rows.append([clip["id"], off_c, groups, off_m, off_w])
+                off_c, off_m, off_w = off_c + len(codes), off_m + frames, off_w + len(w)
+        if not rows and split == "train":
+            raise DataError(f"{shard} has no usable assistant clips")
+        index["splits"][split] = {
+            "clips": rows,
+            "codes": off_c,
+            "frames": off_m,
+            "samples": off_w,
+            "skipped": skipped,
+        }
+    (tmp / "index.json").write_text(json.dumps(index))
+    try:
+        os.replace(tmp, final)
+    except OSError:  # another process finished first: keep theirs
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+class ClipSet:
+    """One cached split: random crops for both stages."""
+
+    def __init__(self, cache: Path, split: str) -> None:
+        index = json.loads((cache / "index.json").read_text())
+        if split not in index["splits"]:
+            raise DataError(f"the cache has no {split} split")
+        s = index["splits"][split]
+        self.mel_cfg = MelConfig(**index["mel"])
+        self.n_mels = self.mel_cfg.n_mels
+        self.clips = s["clips"]  # [id, code_off, groups, mel_off, wav_off]
+        self.codes = np.memmap(cache / f"{split}.codes.bin", np.int16, "r", shape=(s["codes"],))
+        self.mel = np.memmap(
+            cache / f"{split}.mel.bin", np.float16, "r", shape=(s["frames"], self.n_mels)
+        )
+        self.wav = np.memmap(cache / f"{split}.wav.bin", np.int16, "r", shape=(s["samples"],))
+        groups = np.array([c[2] for c in self.clips], dtype=np.float64)
+        self.weights = groups / groups.sum()
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def clip(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(codes, mel (F, n_mels) float32, wav float32) of clip ``i``."""
+        _, co, g, mo, wo = self.clips[i]
+        f = g * PAIRS_PER_GROUP * FRAMES_PER_PAIR
+        hop = self.mel_cfg.hop_length
+        return (
+            np.asarray(self.codes[co : co + 5 * g], dtype=np.int64),
+            np.asarray(self.mel[mo : mo + f], dtype=np.float32),
+            np.asarray(self.wav[wo : wo + f * hop], dtype=np.float32) / 32767.0,
+        )
+
+    def mel_stats(self, max_frames: int = 2_000_000) -> tuple[np.ndarray, np.ndarray]:
+        m = np.asarray(self.mel[:max_frames], dtype=np.float64)
+        return m.mean(0).astype(np.float32), np.maximum(m.std(0), 1e-3).astype(np.float32)
+
+    def flow_batch(self, rng: np.random.Generator, batch: int, seg_groups: int) -> dict:
+        """Group-aligned crops: pair codes (B, P), mel (B, 2P, n_mels), valid pairs (B, P)."""
+        picks = rng.choice(len(self.clips), size=batch, p=self.weights)
+        items = []
+        for i in picks:
+            codes, mel, _ = self.clip(int(i))
+            groups = len(codes) // 5
+            g0 = int(rng.integers(0, groups - seg_groups + 1)) if groups > seg_groups else 0
+            g1 = min(groups, g0 + seg_groups)
+            ling, sem = regroup(codes[5 * g0 : 5 * g1])
+            fpg = PAIRS_PER_GROUP * FRAMES_PER_PAIR
+            items.append((ling, sem, mel[fpg * g0 : fpg * g1]))
+        p = max(len(it[1]) for it in items)
+        ling = torch.full((batch, p), 0, dtype=torch.long)
+        sem = torch.zeros((batch, p), dtype=torch.long)
+        mel = torch.zeros((batch, FRAMES_PER_PAIR * p, self.n_mels))
+        valid = torch.zeros((batch, p), dtype=torch.bool)
+        for j, (li, si, mi) in enumerate(items):
+            n = len(si)
+            ling[j, :n], sem[j, :n] = torch.from_numpy(li), torch.from_numpy(si)
+            mel[j, : 2 * n] = torch.from_numpy(mi)
+            valid[j, :n] = True
+        return {"ling": ling, "sem": sem, "mel": mel, "valid": valid}
+
+    def mel_batch(self, rng: np.random.Generator, batch: int, frames: int) -> dict:
+        """Crops of ``frames`` mel frames (B, frames, n_mels) and their samples (B, frames·hop)."""
+        picks = rng.choice(len(self.clips), size=batch, p=self.weights)
+        hop = self.mel_cfg.hop_length
+        mels = torch.full((batch, frames, self.n_mels), math.log(self.mel_cfg.floor))
+        wavs = torch.zeros((batch, frames * hop))
+        for j, i in enumerate(picks):
+            _, mel, wav = self.clip(int(i))
+            f = len(mel)
+            f0 = int(rng.integers(0, f - frames + 1)) if f > frames else 0
+            n = min(frames, f - f0)
+            mels[j, :n] = torch.from_numpy(mel[f0 : f0 + n])
+            wavs[j, : n * hop] = torch.from_numpy(wav[f0 * hop : (f0 + n) * hop])
+        return {"mel": mels, "wav": wavs}
+
+
+# ---------------------------------------------------------------------------------------------
+# Training
+# ---------------------------------------------------------------------------------------------
+
+
+def _lr(step: int, total: int, base: float, warmup: int) -> float:
+    """Linear warm-up then cosine decay to 10% over one stage."""
+    if step < warmup:
+        return base * (step + 1) / warmup
+    frac = min(1.0, (step - warmup) / max(1, total - warmup))
+    return base * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
+
+
+def _atomic_save(obj: Any, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _rank_world() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _init_distributed() -> None:
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        dist.init_process_group("gloo")
+
+
+def _average_grads(params: list[torch.nn.Parameter]) -> None:
+    _, world = _rank_world()
+    if world == 1:
+        return
+    for p in params:
+        if p.grad is not None:
+            dist.all_reduce(p.grad)
+            p.grad /= world
+
+
+def flow_losses(model: Vocoder, b: dict, gen: torch.Generator) -> dict[str, torch.Tensor]:
+    """Stage-1 losses of one batch: ``flow`` (velocity MSE) and ``prior`` (mu vs mel MSE)."""
+    x1 = model.normalize(b["mel"]).transpose(1, 2)  # (B, n_mels, F)
+    mu = model.encoder(b["ling"], b["sem"], b["valid"]).float().transpose(1, 2)
+    mask = b["valid"].repeat_interleave(FRAMES_PER_PAIR, dim=1)[:, None].float()
+    flow = model.flow.loss(x1, mu, mask, gen)
+    prior = ((mu - x1).square() * mask).sum() / (mask.sum() * x1.shape[1])
+    return {"flow": flow, "prior": prior}
+
+
+def _recon_losses(model: Vocoder, y_hat: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+    mc = model.config.mel
+    mel_l1 = F.l1_loss(mel_spectrogram(y_hat.float(), mc), mel_spectrogram(y, mc))
+    return {"mel_l1": mel_l1, "stft": multi_resolution_stft_loss(y_hat.float(), y)}
+
+
+@torch.no_grad()
+def evaluate(model: Vocoder, batches: dict[str, dict], seed: int = 0) -> dict[str, float]:
+    """Losses of both stages on fixed validation batches (fixed noise): comparable over time."""
+    was = model.training
+    model.eval()
+    gen = torch.Generator().manual_seed(seed)
+    fl = flow_losses(model, batches["flow"], gen)
+    y_hat = model.mel_vocoder(model.normalize(batches["mel"]["mel"]))
+    rec = _recon_losses(model, y_hat, batches["mel"]["wav"])
+    model.train(was)
+    return {f"valid_{k}": float(v) for k, v in (fl | rec).items()}
+
+
+def _plot(path: Path, panels: list[tuple[str, np.ndarray]]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(panels), 1, figsize=(10, 2.4 * len(panels)), squeeze=False)
+    lo = min(float(p.min()) for _, p in panels)
+    hi = max(float(p.max()) for _, p in panels)
+    for ax, (title, m) in zip(axes[:, 0], panels, strict=True):
+        ax.imshow(m.T, origin="lower", aspect="auto", vmin=lo, vmax=hi, interpolation="nearest")
+        ax.set_title(title, fontsize=9)
+        ax.set_ylabel("mel bin")
+    axes[-1, 0].set_xlabel("frame (20 ms)")
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=80)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def sample_plot(model: Vocoder, data: ClipSet, step: int, out: Path, stage: str) -> Path:
+    """Target mel vs the model's mel (stage 1: from codes; stage 2: of the vocoded audio)."""
+    codes, mel, wav = data.clip(0)
+    frames = min(len(mel), 300)
+    codes, mel, wav = codes[: 5 * (frames // 6)], mel[: 6 * (frames // 6)], wav
+    gen_mel = model.decode_mel(codes, seed=0).numpy()
+    panels = [("target log-mel", mel), (f"flow log-mel from codes (step {step})", gen_mel)]
+    if stage == "mel":
+        was = model.training
+        model.eval()
+        with torch.inference_mode():
+            z = model.normalize(torch.from_numpy(mel))[None]
+            y = model.mel_vocoder(z)[0]
+            resyn = mel_spectrogram(y, model.config.mel)[: len(mel)].numpy()
+        model.train(was)
+        panels.append((f"log-mel of the vocoded target mel (step {step})", resyn))
+    path = out / "plots" / f"{stage}_step{step:07d}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _plot(path, panels)
+    return path
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    """Drop log lines past ``step`` (written after the checkpoint a resumed run starts from)."""
+    if not path.is_file():
+        return
+    keep = [
+        ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= step
+    ]
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("".join(ln + "\n" for ln in keep))
+    os.replace(tmp, path)
+
+
+def train_vocoder(
+    cfg: VocoderTrainConfig,
+    resume: bool = False,
+    on_step: Callable[[int, dict[str, float]], None] | None = None,
+) -> Path:
+    """Run (or continue) training; returns the exported vocoder directory ``OUT/vocoder``.
+
+    ``on_step(step, losses)`` is called after every optimisation step (tests use it to simulate
+    a kill).
+    """
+    from tqdm import tqdm
+
+    cfg.check()
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
+    _init_distributed()
+    rank, world = _rank_world()
+    if not (Path(cfg.data) / "tokens" / "train.jsonl").is_file():
+        raise DataError(
+            f"no token shards in {cfg.data}: expected {cfg.data}/tokens/train.jsonl "
+            f"(make them with `aqaa data tokenize`)"
+        )
+    out = Path(cfg.out)
+    ckpt_path = out / "checkpoint.pt"
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+    if not resume and ckpt_path.exists():
+        raise FileExistsError(
+            f"{ckpt_path} exists: pass --resume to continue it, or choose another --out"
+        )
+    if resume and not ckpt_path.exists():
+        raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path}")
+
+    state = torch.load(ckpt_path, weights_only=False) if resume else None
+    if state is not None:
+        model_cfg = VocoderConfig.from_dict(state["model_config"])
+    else:
+        model_cfg = VocoderConfig.tiny() if cfg.preset == "tiny" else VocoderConfig()
+    cache = build_cache(cfg.data, model_cfg.mel, progress=cfg.progress and rank == 0)
+    train_set = ClipSet(cache, "train")
+    try:
+        valid_set = ClipSet(cache, "valid")
+    except DataError:
+        valid_set = train_set
+
+    torch.manual_seed(cfg.seed)  # the same initial weights on every rank
+    model = Vocoder(model_cfg)
+    disc = Discriminators()
+    torch.manual_seed(cfg.seed + 1000 * rank)  # per-rank dropout
+    flow_params = list(model.encoder.parameters()) + list(model.flow.parameters())
+    gen_params = list(model.mel_vocoder.parameters())
+    opt_flow = torch.optim.AdamW(flow_params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt_gen = torch.optim.AdamW(gen_params, lr=cfg.mel_lr, betas=(0.8, 0.99))
+    opt_disc = torch.optim.AdamW(disc.parameters(), lr=cfg.mel_lr, betas=(0.8, 0.99))
+    rng = np.random.default_rng([cfg.seed, rank])
+    gen = torch.Generator().manual_seed(cfg.seed * 7919 + rank)
+    step = 0
+    if state is not None:
+        model.load_state_dict(state["model"])
+        disc.load_state_dict(state["disc"])
+        opt_flow.load_state_dict(state["opt_flow"])
+        opt_gen.load_state_dict(state["opt_gen"])
+        opt_disc.load_state_dict(state["opt_disc"])
+        step = int(state["step"])
+        if rank < len(state["rng"]):  # same world size as before: continue every stream
+            r = state["rng"][rank]
+            rng.bit_generator.state = r["numpy"]
+            gen.set_state(r["gen"])
+            torch.set_rng_state(r["torch"])
+            random.setstate(r["python"])
+    else:
+        mean, std = train_set.mel_stats()
+        model.mel_mean.copy_(torch.from_numpy(mean))
+        model.mel_std.copy_(torch.from_numpy(std))
+    if rank == 0:
+        _truncate_log(out / "log.jsonl", step if resume else -1)
+
+    bf16 = use_bf16(cfg.bf16)
+    total = cfg.flow_steps + cfg.mel_steps
+    stop = total if cfg.max_steps is None else min(total, cfg.max_steps)
+    log_f = (out / "log.jsonl").open("a") if rank == 0 else None
+    bar = tqdm(total=total, initial=step, desc="vocoder", disable=not cfg.progress or rank != 0)
+    model.train()
+    disc.train()
+    acc: dict[str, list[float]] = {}
+    t_last = time.time()
+    vrng = np.random.default_rng(12345)
+    valid_batches = {
+        "flow": valid_set.flow_batch(vrng, cfg.batch_size, cfg.segment_groups),
+        "mel": valid_set.mel_batch(vrng, cfg.mel_batch_size, cfg.mel_segment_frames),
+    }
+
+    def write_log(rec: dict[str, Any]) -> None:
+        if log_f is not None:
+            log_f.write(json.dumps(rec) + "\n")
+            log_f.flush()
+
+    if step == 0 and rank == 0:
+        write_log({"step": 0, "stage": "eval", **evaluate(model, valid_batches)})
+
+    def checkpoint() -> None:
+        rngs = [
+            {
+                "numpy": rng.bit_generator.state,
+                "gen": gen.get_state(),
+                "torch": torch.get_rng_state(),
+                "python": random.getstate(),
+            }
+        ]
+        if world > 1:
+            gathered: list[Any] = [None] * world
+            dist.all_gather_object(gathered, rngs[0])
+            rngs = gathered
+        if rank != 0:
+            return
+        _atomic_save(
+            {
+                "step": step,
+                "model": model.state_dict(),
+                "disc": disc.state_dict(),
+                "opt_flow": opt_flow.state_dict(),
+                "opt_gen": opt_gen.state_dict(),
+                "opt_disc": opt_disc.state_dict(),
+                "rng": rngs,
+                "model_config": model_cfg.to_dict(),
+                "train_config": dataclasses.asdict(cfg),
+            },
+            ckpt_path,
+        )
+        model.save(out / "vocoder")
+
+    while step < stop:
+        losses: dict[str, torch.Tensor] = {}
+        if step < cfg.flow_steps:
+            stage = "flow"
+            lr = _lr(step, cfg.flow_steps, cfg.lr, cfg.warmup)
+            for g in opt_flow.param_groups:
+                g["lr"] = lr
+            b = train_set.flow_batch(rng, cfg.batch_size, cfg.segment_groups)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                losses = flow_losses(model, b, gen)
+            loss = losses["flow"] + model_cfg.flow.prior_weight * losses["prior"]
+            opt_flow.zero_grad(set_to_none=True)
+            loss.backward()
+            _average_grads(flow_params)
+            losses["grad_norm"] = torch.nn.utils.clip_grad_norm_(flow_params, cfg.grad_clip)
+            opt_flow.step()
+        else:
+            stage = "mel"
+            s2 = step - cfg.flow_steps
+            lr = _lr(s2, cfg.mel_steps, cfg.mel_lr, cfg.warmup)
+            for opt in (opt_gen, opt_disc):
+                for g in opt.param_groups:
+                    g["lr"] = lr
+            b = train_set.mel_batch(rng, cfg.mel_batch_size, cfg.mel_segment_frames)
+            y = b["wav"]
+            gan = s2 >= cfg.gan_start
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                y_hat = model.mel_vocoder(model.normalize(b["mel"])).float()
+            if gan:
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                    d_loss = discriminator_loss(disc(y), disc(y_hat.detach()))
+                opt_disc.zero_grad(set_to_none=True)
+                d_loss.backward()
+                _average_grads(list(disc.parameters()))
+                torch.nn.utils.clip_grad_norm_(disc.parameters(), 10.0)
+                opt_disc.step()
+                losses["disc"] = d_loss.detach()
+            losses |= _recon_losses(model, y_hat, y)
+            g_loss = cfg.mel_weight * losses["mel_l1"] + cfg.stft_weight * losses["stft"]
+            if gan:
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                    with torch.no_grad():
+                        real = disc(y)  # targets of feature matching only
+                    fake = disc(y_hat)
+                    losses["adv"] = generator_loss(fake)
+                    losses["fm"] = feature_matching_loss(real, fake)
+                g_loss = g_loss + cfg.adv_weight * losses["adv"] + cfg.fm_weight * losses["fm"]
+            opt_gen.zero_grad(set_to_none=True)
+            g_loss.backward()
+            _average_grads(gen_params)
+            losses["grad_norm"] = torch.nn.utils.clip_grad_norm_(gen_params, 10.0)
+            opt_gen.step()
+        step += 1
+        vals = {k: float(v.detach()) for k, v in losses.items()}
+        for k, v in vals.items():
+            acc.setdefault(k, []).append(v)
+        bar.update(1)
+        if step % cfg.log_every == 0 or step == stop:
+            now = time.time()
+            rec = {
+                "step": step,
+                "stage": stage,
+                "lr": lr,
+                **{k: float(np.mean(v)) for k, v in acc.items()},
+            }
+            rec["sec_per_step"] = (now - t_last) / max(1, len(next(iter(acc.values()))))
+            t_last, acc = now, {}
+            write_log(rec)
+            main = "flow" if stage == "flow" else "mel_l1"
+            bar.set_postfix({main: f"{rec[main]:.3f}"})
+        if rank == 0 and (step % cfg.eval_every == 0 or step == total):
+            write_log({"step": step, "stage": "eval", **evaluate(model, valid_batches)})
+        if rank == 0 and (step % cfg.plot_every == 0 or step == total):
+            sample_plot(model, valid_set, step, out, stage)
+        if step % cfg.ckpt_every == 0 or step == stop:
+            checkpoint()
+        if on_step is not None:
+            on_step(step, vals)
+    bar.close()
+    if log_f is not None:
+        log_f.close()
+    if rank == 0 and step >= total:
+        model.save(out / "vocoder")
+        model.save(out / "vocoder-fp16", fp16=True)
+    return out / "vocoder"

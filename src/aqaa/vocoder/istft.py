@@ -1,0 +1,124 @@
+"""Mel vocoder: log-mel at 50 Hz → 24 kHz waveform (Vocos-style ConvNeXt backbone + iSTFT head).
+
+The backbone maps each (normalised) mel frame, with the context of its kernel-7 depthwise
+convolutions, to the magnitude and phase of one STFT frame (``n_fft = 4·hop = 1920``, periodic Hann
+window); the head's inverse STFT overlap-adds the frames. Frame ``j`` is centred on output sample
+``j · hop`` (the same ``center=True`` convention as :mod:`aqaa.vocoder.mel`), and ``F`` frames give
+exactly ``F · hop`` samples. Trained with multi-resolution STFT, mel and adversarial losses
+(:mod:`aqaa.vocoder.losses`). Everything is per frame or local, so overlapping windows of a mel
+decode to the same samples as the whole mel, away from the window edges.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass
+class MelVocoderConfig:
+    n_mels: int = 80
+    dim: int = 192
+    intermediate: int = 576
+    layers: int = 8
+    kernel: int = 7
+    hop_length: int = 480
+    n_fft: int = 1920  # synthesis frame (and window) length, 4 × hop
+
+
+class ConvNeXtBlock(nn.Module):
+    """Depthwise conv → LayerNorm → pointwise MLP with a learned layer scale (ConvNeXt/Vocos)."""
+
+    def __init__(self, dim: int, intermediate: int, kernel: int, scale: float) -> None:
+        super().__init__()
+        self.dw = nn.Conv1d(dim, dim, kernel, padding=kernel // 2, groups=dim)
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        self.pw1 = nn.Linear(dim, intermediate)
+        self.pw2 = nn.Linear(intermediate, dim)
+        self.gamma = nn.Parameter(torch.full((dim,), scale))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, T)
+        h = self.norm(self.dw(x).transpose(1, 2))
+        h = self.gamma * self.pw2(F.gelu(self.pw1(h)))
+        return x + h.transpose(1, 2)
+
+
+def istft(
+    spec: torch.Tensor, n_fft: int, hop: int, window: torch.Tensor, cache: bool = False
+) -> torch.Tensor:
+    """Inverse STFT of ``(B, n_fft // 2 + 1, T)`` complex frames → ``(B, T · hop)`` samples.
+
+    Windowed overlap-add normalised by the summed squared window; frame ``j`` is centred on
+    sample ``j · hop`` (``torch.stft(center=True)`` framing), and the output stops ``hop``
+    samples after the last frame's centre. ``cache=True`` reuses the normalisation per length
+    (for a fixed window, as in :class:`ISTFTHead`).
+    """
+    t = spec.shape[-1]
+    frames = torch.fft.irfft(spec, n=n_fft, dim=1) * window[None, :, None]
+    full = (t - 1) * hop + n_fft
+    start = n_fft // 2
+    y = F.fold(frames, (1, full), (1, n_fft), stride=(1, hop))[:, 0, 0, start : start + t * hop]
+    key = (t, n_fft, hop)
+    env = _ENVELOPES.get(key) if cache else None
+    if env is None:
+        with torch.inference_mode(False):  # a cached envelope must also serve training
+            env = F.fold(
+                window.detach().clone().square()[None, :, None].expand(1, -1, t),
+                (1, full),
+                (1, n_fft),
+                stride=(1, hop),
+            )[0, 0, 0, start : start + t * hop].clamp(min=1e-8)
+        if cache:
+            if len(_ENVELOPES) > 256:
+                _ENVELOPES.clear()
+            _ENVELOPES[key] = env
+    return y / env
+
+
+_ENVELOPES: dict[tuple[int, int, int], torch.Tensor] = {}
+
+
+class ISTFTHead(nn.Module):
+    """``(B, T, dim)`` → ``(B, T · hop)`` samples: predicted log-magnitude and phase, inverse STFT."""
+
+    def __init__(self, dim: int, n_fft: int, hop: int) -> None:
+        super().__init__()
+        if n_fft % hop or n_fft % 2:
+            raise ValueError(f"n_fft ({n_fft}) must be an even multiple of hop ({hop})")
+        self.n_fft, self.hop = n_fft, hop
+        self.proj = nn.Linear(dim, n_fft + 2)
+        self.register_buffer("window", torch.hann_window(n_fft, periodic=True), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast("cpu", enabled=False):
+            h = self.proj(x.float()).transpose(1, 2)  # (B, n_fft + 2, T)
+            log_mag, phase = h.chunk(2, dim=1)
+            mag = torch.exp(log_mag).clamp(max=1e2)
+            spec = torch.complex(mag * torch.cos(phase), mag * torch.sin(phase))
+            return istft(spec, self.n_fft, self.hop, self.window, cache=True)
+
+
+class MelVocoder(nn.Module):
+    """``(B, T, n_mels)`` normalised log-mel → ``(B, T · hop)`` waveform."""
+
+    def __init__(self, cfg: MelVocoderConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.embed = nn.Conv1d(cfg.n_mels, cfg.dim, cfg.kernel, padding=cfg.kernel // 2)
+        self.norm = nn.LayerNorm(cfg.dim, eps=1e-6)
+        scale = 1.0 / cfg.layers
+        self.blocks = nn.ModuleList(
+            ConvNeXtBlock(cfg.dim, cfg.intermediate, cfg.kernel, scale) for _ in range(cfg.layers)
+        )
+        self.final_norm = nn.LayerNorm(cfg.dim, eps=1e-6)
+        self.head = ISTFTHead(cfg.dim, cfg.n_fft, cfg.hop_length)
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        x = self.embed(mel.transpose(1, 2))
+        x = self.norm(x.transpose(1, 2)).transpose(1, 2)
+        for blk in self.blocks:
+            x = blk(x)
+        return self.head(self.final_norm(x.transpose(1, 2)))

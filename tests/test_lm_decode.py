@@ -1,0 +1,103 @@
+"""The lean KV-cached decoder, `respond`, the model presets, and the LM-only evaluation."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from aqaa.cli import app
+from aqaa.lm.data import TokenItem, synthetic_records
+from aqaa.lm.decode import LeanDecoder, respond
+from aqaa.lm.evaluate import evaluate_lm, word_errors
+from aqaa.lm.format import ChatTurn, FormatConfig
+from aqaa.lm.model import PRESETS, build_model, count_parameters, paper_parameter_count
+from aqaa.lm.model import save_checkpoint as save_ckpt
+from aqaa.lm.vocab import Vocab, train_vocab
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models run fastest on one thread (and far faster on a busy machine)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def setup() -> tuple[Vocab, list[TokenItem]]:
+    recs = synthetic_records(12, seed=9, split="valid")
+    texts = FormatConfig().fixed_texts()
+    texts += [x for r in recs for t in r["turns"] for x in (t["human_text"], t["answer_text"])]
+    return train_vocab(texts, 320), [TokenItem.from_dict(r) for r in recs]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_lean_decoder_matches_hf_forward(setup, dtype: torch.dtype) -> None:
+    vocab, _ = setup
+    model = build_model("tiny", vocab.size, seed=3).eval()
+    ids = torch.randint(0, vocab.size, (1, 40), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        ref = model(ids).logits[0]
+    dec = LeanDecoder(model, max_len=64, dtype=dtype)
+    tol = 1e-4 if dtype == torch.float32 else 5e-2
+    torch.testing.assert_close(dec.forward(ids[0, :25]), ref[24], atol=tol, rtol=0)
+    for j in range(25, 40):  # one token at a time from the cache
+        last = dec.forward(ids[0, j : j + 1])
+    torch.testing.assert_close(last, ref[39], atol=tol, rtol=0)
+    with pytest.raises(ValueError):
+        dec.forward(torch.zeros(30, dtype=torch.long))  # past max_len
+
+
+def test_respond_follows_the_grammar(setup) -> None:
+    vocab, items = setup
+    model = build_model("tiny", vocab.size, seed=4).eval()
+    dec = LeanDecoder(model, max_len=1024)
+    turn = ChatTurn(human_codes=items[0].turns[0].human_codes)
+    for mode in ("text", "speech", "audio"):
+        parsed, res = respond(dec, vocab, [turn], mode, max_new_tokens=200, temperature=1.0)
+        assert res.ids and res.tokens_per_second > 0
+        if mode == "text":
+            assert not parsed.clips
+        if mode == "audio":
+            assert parsed.text == ""
+        for c in parsed.clips:  # whole groups, linguistic then semantic
+            assert len(c) % 5 == 0 or not parsed.complete
+            assert all(x < 1024 for i, x in enumerate(c) if i % 5 < 2)
+            assert all(x >= 1024 for i, x in enumerate(c) if i % 5 >= 2)
+
+
+def test_presets_and_paper_count() -> None:
+    assert set(PRESETS) == {"tiny", "base", "paper"}
+    p = PRESETS["paper"]
+    assert (p.layers, p.hidden, p.heads, p.kv_heads, p.ffn) == (88, 12288, 96, 8, 31232)
+    n = paper_parameter_count()["total"]
+    assert 125e9 < n < 135e9  # the "130B" shape, counted on the meta device
+    base = count_parameters(build_model("base", 2048 + 5120, device="meta"))["total"]
+    assert 12e6 < base < 40e6  # sized for real-time decode on 2 CPU cores (design §7)
+
+
+def test_word_errors() -> None:
+    assert word_errors("What is the capital of Peru?", "what is the capital of peru") == (0, 6)
+    assert word_errors("(sad) It is raining.", "it was raining") == (1, 3)
+    assert word_errors("one two three", "one three four five") == (3, 3)
+
+
+def test_evaluate_lm_and_cli(setup, tmp_path) -> None:
+    vocab, items = setup
+    model = build_model("tiny", vocab.size, seed=5).eval()
+    res = evaluate_lm(model, vocab, items, n_asr=3, n_qa=3)
+    assert res.asr_n == 3 and res.asr_wer is not None and res.asr_wer >= 0
+    assert res.qa_n == min(3, sum(it.category in ("knowledge", "reasoning") for it in items))
+    assert res.qa_accuracy == 0.0  # a random model answers nothing right
+    from aqaa.lm.data import write_synthetic_corpus
+
+    corpus = write_synthetic_corpus(tmp_path / "c", n_train=2, n_valid=12, seed=9)
+    save_ckpt(model, vocab, tmp_path / "ck")
+    r = CliRunner().invoke(
+        app, ["train", "evaluate", "--checkpoint", str(tmp_path / "ck"), "--data", str(corpus),
+              "-n", "2", "--json"],
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert '"asr_n": 2' in r.output

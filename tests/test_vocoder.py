@@ -1,0 +1,466 @@
+"""Tests for aqaa.vocoder: regrouping, lengths, determinism, streaming, save/load, training, CLI.
+
+Every model here is the `tiny` preset with random or seconds-trained weights, on fabricated data
+(random codes, sine chirps); nothing depends on the real tokenizer or corpus.
+
+Streaming tolerances (documented in aqaa.vocoder.stream):
+* with context covering the model's receptive field the stream equals the offline decode to
+  float rounding (max abs difference ≤ 1e-5);
+* with the default stream config (12 pairs of left context, 3 of look-ahead) the relative RMS
+  difference to the offline decode is ≤ 10% for these random weights, and no seam jump exceeds
+  the largest sample jump of the offline audio.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+import typer
+from typer.testing import CliRunner
+
+from aqaa.tokenizer import ids
+from aqaa.vocoder import StreamConfig, Vocoder, VocoderConfig, frame_noise, seam_report
+from aqaa.vocoder.istft import istft
+from aqaa.vocoder.mel import MelConfig, griffin_lim, mel_spectrogram
+from aqaa.vocoder.tokens import LING_PAD, regroup, ungroup
+
+SR = 24000
+SAMPLES_PER_GROUP = 2880  # 120 ms at 24 kHz
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One torch thread: faster and steadier than two on a shared 2-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def random_codes(groups: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return ids.interleave(
+        rng.integers(0, ids.LINGUISTIC_CODES, 2 * groups),
+        rng.integers(0, ids.SEMANTIC_CODES, 3 * groups),
+    )
+
+
+@pytest.fixture(scope="module")
+def tiny() -> Vocoder:
+    torch.manual_seed(0)
+    return Vocoder(VocoderConfig.tiny()).eval()
+
+
+# ------------------------------------------------------------------------------------ regrouping
+
+
+def test_regroup_pairs_and_round_trip() -> None:
+    codes = np.array([3, 7, 1024 + 10, 1024 + 11, 1024 + 12, 5, 6, 1024, 1025, 5119])
+    ling, sem = regroup(codes)
+    assert ling.tolist() == [3, 7, LING_PAD, 5, 6, LING_PAD]
+    assert sem.tolist() == [10, 11, 12, 0, 1, 4095]
+    assert ungroup(ling, sem).tolist() == codes.tolist()
+    big = random_codes(50, seed=3)
+    assert np.array_equal(ungroup(*regroup(big)), big)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        [1024, 7, 1030, 1031, 1032],  # semantic code in a linguistic slot
+        [1, 2, 3, 1031, 1032],  # linguistic code in a semantic slot
+        [1, 2, 1030, 1031, 5120],  # out of range
+        [1, 2, 1030, 1031],  # not a whole group
+    ],
+)
+def test_regroup_rejects_malformed_streams(bad: list[int]) -> None:
+    with pytest.raises(ValueError):
+        regroup(bad)
+
+
+# ----------------------------------------------------------------------------- shapes, lengths
+
+
+@pytest.mark.parametrize("groups", [1, 2, 7, 30])
+def test_lengths(tiny: Vocoder, groups: int) -> None:
+    codes = random_codes(groups)
+    audio, rate = tiny.decode(codes)
+    assert rate == SR
+    assert audio.dtype == np.float32 and audio.ndim == 1
+    assert len(audio) == groups * SAMPLES_PER_GROUP == tiny.num_samples(len(codes))
+    assert np.abs(audio).max() <= 1.0
+    assert tiny.decode_mel(codes).shape == (6 * groups, 80)  # 2 frames per 25 Hz pair
+    # an incomplete tail group is dropped, as by the tokenizer
+    assert len(tiny.decode(np.concatenate([codes, codes[:4]]))[0]) == len(audio)
+
+
+def test_empty_and_bad_input(tiny: Vocoder) -> None:
+    assert len(tiny.decode([])[0]) == 0
+    assert len(tiny.decode([1, 2, 1030])[0]) == 0
+    with pytest.raises(ValueError):
+        tiny.decode([1, 2, 1030, 1031, 9999])
+
+
+def test_mel_framing_and_istft_inverse() -> None:
+    cfg = MelConfig()
+    x = np.random.default_rng(0).standard_normal(20 * cfg.hop_length).astype(np.float32) * 0.1
+    assert mel_spectrogram(x, cfg).shape == (21, 80)  # 1 + n // hop, centred frames
+    win = torch.hann_window(1920)
+    xt = torch.from_numpy(x)[None]
+    spec = torch.stft(xt, 1920, 480, 1920, win, center=True, return_complex=True)[..., :20]
+    y = istft(spec, 1920, 480, win)
+    assert y.shape == (1, 20 * 480)
+    assert torch.allclose(y, xt, atol=1e-5)  # frame j centred on sample j·hop, exact inverse
+
+
+def test_griffin_lim_fallback_length(tiny: Vocoder) -> None:
+    mel = tiny.decode_mel(random_codes(3))
+    y = griffin_lim(mel, tiny.config.mel, n_iter=2)
+    assert y.shape == (3 * SAMPLES_PER_GROUP,) and np.isfinite(y).all()
+
+
+def test_default_config_size() -> None:
+    counts = Vocoder().param_counts()
+    assert 3_000_000 < counts["total"] < 12_000_000, counts
+
+
+# ------------------------------------------------------------------------------ determinism
+
+
+def test_decode_is_deterministic_given_seed(tiny: Vocoder) -> None:
+    codes = random_codes(6)
+    a, _ = tiny.decode(codes, seed=5)
+    b, _ = tiny.decode(codes, seed=5)
+    c, _ = tiny.decode(codes, seed=6)
+    assert np.array_equal(a, b)
+    assert not np.allclose(a, c)
+
+
+def test_frame_noise_is_window_consistent() -> None:
+    whole = frame_noise(3, 0, 300, 80)
+    assert whole.shape == (300, 80)
+    assert torch.equal(frame_noise(3, 70, 190, 80), whole[70:190])
+    assert not torch.equal(frame_noise(4, 0, 300, 80), whole)
+
+
+# -------------------------------------------------------------------------------- streaming
+
+
+def _stream(voc: Vocoder, codes: np.ndarray, step: int, config: StreamConfig | None = None):
+    pieces = [codes[i : i + step].tolist() for i in range(0, len(codes), step)]
+    return list(voc.stream(pieces, seed=1, config=config))
+
+
+def test_stream_equals_offline_with_enough_context(tiny: Vocoder) -> None:
+    codes = random_codes(40)
+    offline, _ = tiny.decode(codes, seed=1)
+    wide = StreamConfig(left_context_pairs=30, lookahead_pairs=12)
+    chunks = _stream(tiny, codes, 7, wide)
+    assert len(chunks) > 5
+    streamed = np.concatenate(chunks)
+    assert len(streamed) == len(offline)
+    assert np.abs(streamed - offline).max() < 1e-5
+
+
+def test_stream_default_config_close_and_seamless(tiny: Vocoder) -> None:
+    codes = random_codes(40)
+    offline, _ = tiny.decode(codes, seed=1)
+    chunks = _stream(tiny, codes, 15)
+    streamed = np.concatenate(chunks)
+    assert len(streamed) == len(offline)
+    rel = np.sqrt(np.mean((streamed - offline) ** 2) / np.mean(offline**2))
+    assert rel < 0.10, rel
+    rep = seam_report(chunks)
+    assert rep["seams"] == len(chunks) - 1
+    assert rep["max_seam_jump"] <= np.abs(np.diff(offline)).max() + 1e-6, rep
+    # the chunk sizes: a short first chunk, then LM-slot-sized chunks
+    cfg = tiny.config.stream
+    assert len(chunks[0]) == cfg.first_chunk_pairs * tiny.samples_per_pair
+    assert len(chunks[1]) == cfg.chunk_pairs * tiny.samples_per_pair
+
+
+def test_stream_output_does_not_depend_on_how_codes_arrive(tiny: Vocoder) -> None:
+    codes = random_codes(20, seed=2)
+    one = np.concatenate(_stream(tiny, codes, 1))
+    slot = np.concatenate(_stream(tiny, codes, 15))
+    whole = np.concatenate(_stream(tiny, codes, len(codes)))
+    assert np.array_equal(one, slot) and np.array_equal(one, whole)
+
+
+def test_stream_decoder_push_flush(tiny: Vocoder) -> None:
+    dec = tiny.stream_decoder(seed=1)
+    codes = random_codes(4)
+    assert dec.push(codes[:12].tolist()) == []  # 2 whole groups: not enough for a first chunk
+    out = dec.push(codes[12:].tolist()) + dec.flush()
+    assert sum(len(c) for c in out) == 4 * SAMPLES_PER_GROUP
+    with pytest.raises(RuntimeError):
+        dec.push([1])
+
+
+def test_stream_config_is_checked(tiny: Vocoder) -> None:
+    with pytest.raises(ValueError):
+        list(tiny.stream([random_codes(10)], config=StreamConfig(crossfade=10_000)))
+
+
+# ------------------------------------------------------------------------------ persistence
+
+
+def test_save_load_round_trip(tiny: Vocoder, tmp_path: Path) -> None:
+    codes = random_codes(5)
+    ref, _ = tiny.decode(codes, seed=2)
+    tiny.save(tmp_path / "v")
+    loaded = Vocoder.load(tmp_path / "v")
+    assert loaded.config == tiny.config
+    assert np.array_equal(loaded.decode(codes, seed=2)[0], ref)
+    tiny.save(tmp_path / "h", fp16=True)
+    half = Vocoder.load(tmp_path / "h")
+    assert (tmp_path / "h" / "model.safetensors").stat().st_size < (
+        0.6 * (tmp_path / "v" / "model.safetensors").stat().st_size
+    )
+    assert np.isfinite(half.decode(codes, seed=2)[0]).all()
+    cfg = json.loads((tmp_path / "v" / "config.json").read_text())
+    assert cfg["format_version"] == 1 and cfg["mel"]["hop_length"] == 480
+
+
+def test_load_missing_dir_is_clear(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"config\.json"):
+        Vocoder.load(tmp_path)
+
+
+def test_config_rejects_unknown_sections() -> None:
+    with pytest.raises(ValueError, match="unknown"):
+        VocoderConfig.from_dict({"mel": {}, "oops": {}})
+
+
+# -------------------------------------------------------------------------------- training
+
+
+def fabricate_corpus(root: Path, seed: int = 0) -> Path:
+    """Token shards + 24 kHz FLAC chirps; codes follow the chirp's frequency per group."""
+    rng = np.random.default_rng(seed)
+    for split, n in (("train", 5), ("valid", 2)):
+        lines = []
+        for d in range(n):
+            clips = []
+            for c in range(2):
+                groups = int(rng.integers(6, 14))
+                dur = groups * 0.12 + 0.05  # audio slightly longer than its codes
+                t = np.arange(int(dur * SR)) / SR
+                f0, f1 = rng.uniform(120, 300, 2)
+                freq = f0 + (f1 - f0) * t / dur
+                x = (
+                    0.3
+                    * np.sin(2 * np.pi * np.cumsum(freq) / SR)
+                    * (0.6 + 0.4 * np.sin(4 * np.pi * t))
+                )
+                rel = f"audio/{split}/{split}-{d}/a0_{c}.flac"
+                (root / rel).parent.mkdir(parents=True, exist_ok=True)
+                sf.write(root / rel, x.astype(np.float32), SR)
+                codes: list[int] = []
+                for g in range(groups):
+                    q = int((f0 + (f1 - f0) * (g + 0.5) * 0.12 / dur - 120) / 180 * 1000)
+                    codes += [q, q + 1, 1024 + 4 * q, 1025 + 4 * q, 1026 + 4 * q]
+                clips.append({"text": "x", "style": "neutral", "codes": codes, "audio": rel})
+            turn = {"answer_text": "x", "answer_clips": clips}
+            lines.append(json.dumps({"id": f"{split}-{d}", "split": split, "turns": [turn]}))
+        (root / "tokens").mkdir(parents=True, exist_ok=True)
+        (root / "tokens" / f"{split}.jsonl").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def train_config(data: Path, out: Path):
+    from aqaa.train.vocoder import VocoderTrainConfig
+
+    return VocoderTrainConfig(
+        data=str(data),
+        out=str(out),
+        preset="tiny",
+        flow_steps=12,
+        mel_steps=12,
+        batch_size=4,
+        segment_groups=5,
+        mel_batch_size=4,
+        mel_segment_frames=12,
+        lr=3e-3,
+        mel_lr=3e-3,
+        warmup=2,
+        gan_start=6,
+        log_every=4,
+        ckpt_every=4,
+        eval_every=12,
+        plot_every=12,
+        bf16="off",
+        progress=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return fabricate_corpus(tmp_path_factory.mktemp("corpus"))
+
+
+@pytest.fixture(scope="module")
+def trained(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from aqaa.train.vocoder import train_vocoder
+
+    out = tmp_path_factory.mktemp("run")
+    train_vocoder(train_config(corpus, out))
+    return out
+
+
+def _evals(run: Path) -> list[dict]:
+    rows = [json.loads(ln) for ln in (run / "log.jsonl").read_text().splitlines()]
+    return [r for r in rows if r["stage"] == "eval"]
+
+
+def test_tiny_training_losses_fall(trained: Path, corpus: Path) -> None:
+    evals = _evals(trained)
+    first, mid, last = evals[0], evals[1], evals[-1]
+    assert first["step"] == 0 and mid["step"] == 12 and last["step"] == 24
+    # stage 1 lowers the flow-matching and prior losses on fixed validation batches
+    assert mid["valid_flow"] < first["valid_flow"]
+    assert mid["valid_prior"] < first["valid_prior"]
+    # stage 2 lowers the vocoder's reconstruction losses
+    assert last["valid_mel_l1"] < 0.8 * mid["valid_mel_l1"]
+    assert last["valid_stft"] < mid["valid_stft"]
+    rows = [json.loads(ln) for ln in (trained / "log.jsonl").read_text().splitlines()]
+    assert any("adv" in r and "disc" in r for r in rows)  # the GAN ran
+    assert sorted(p.name for p in (trained / "plots").glob("*.png")) == [
+        "flow_step0000012.png",
+        "mel_step0000024.png",
+    ]
+    assert list((corpus / "cache").glob("vocoder-*/index.json"))
+    voc = Vocoder.load(trained / "vocoder-fp16")
+    assert len(voc.decode(random_codes(3))[0]) == 3 * SAMPLES_PER_GROUP
+
+
+def test_resume_after_kill_continues_exactly(trained: Path, corpus: Path, tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    from aqaa.train.vocoder import train_vocoder
+
+    class Killed(Exception):
+        pass
+
+    def kill_at_15(step: int, losses: dict[str, float]) -> None:
+        if step == 15:  # the last checkpoint was at step 12 (stage 2 has begun)
+            raise Killed
+
+    out = tmp_path / "run"
+    with pytest.raises(Killed):
+        train_vocoder(train_config(corpus, out), on_step=kill_at_15)
+    assert torch.load(out / "checkpoint.pt", weights_only=False)["step"] == 12
+    with pytest.raises(FileExistsError):
+        train_vocoder(train_config(corpus, out))
+    train_vocoder(train_config(corpus, out), resume=True)
+    assert [r["step"] for r in _evals(out)] == [0, 12, 24]
+    a = load_file(str(trained / "vocoder" / "model.safetensors"))
+    b = load_file(str(out / "vocoder" / "model.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)  # same weights as the uninterrupted run
+
+
+def test_training_data_errors_are_clear(tmp_path: Path) -> None:
+    from aqaa.train.vocoder import DataError, train_vocoder
+
+    with pytest.raises(DataError, match="aqaa data tokenize"):
+        train_vocoder(train_config(tmp_path, tmp_path / "out"))
+
+
+# ------------------------------------------------------------------------------------- CLI
+
+
+def _app() -> typer.Typer:
+    from aqaa.vocoder import cli
+
+    app = typer.Typer()
+    app.command("vocode")(cli.vocode)
+    app.command("resynth")(cli.resynth)
+    return app
+
+
+def test_cli_vocode(tiny: Vocoder, tmp_path: Path) -> None:
+    tiny.save(tmp_path / "voc")
+    codes = random_codes(4)
+    (tmp_path / "t.json").write_text(json.dumps({"codes": codes.tolist()}))
+    (tmp_path / "t.txt").write_text(" ".join(map(str, codes.tolist())))
+    runner = CliRunner()
+    for src, extra in (("t.json", []), ("t.txt", ["--stream"])):
+        out = tmp_path / f"{src}.wav"
+        res = runner.invoke(
+            _app(),
+            [
+                "vocode",
+                str(tmp_path / src),
+                "-o",
+                str(out),
+                "--vocoder",
+                str(tmp_path / "voc"),
+                *extra,
+            ],
+        )
+        assert res.exit_code == 0, res.output
+        x, sr = sf.read(out)
+        assert sr == SR and len(x) == 4 * SAMPLES_PER_GROUP
+    (tmp_path / "empty.txt").write_text("1 2 1030")
+    res = runner.invoke(
+        _app(),
+        [
+            "vocode",
+            str(tmp_path / "empty.txt"),
+            "-o",
+            str(tmp_path / "e.wav"),
+            "--vocoder",
+            str(tmp_path / "voc"),
+        ],
+    )
+    assert res.exit_code == 2 and "fewer than 5 codes" in res.output
+    (tmp_path / "bad.txt").write_text("1 2 hello")
+    res = runner.invoke(
+        _app(),
+        [
+            "vocode",
+            str(tmp_path / "bad.txt"),
+            "-o",
+            str(tmp_path / "b.wav"),
+            "--vocoder",
+            str(tmp_path / "voc"),
+        ],
+    )
+    assert (
+        res.exit_code == 2 and "error" in res.output and len(res.output.strip().splitlines()) <= 2
+    )
+
+
+def test_cli_resynth(tiny: Vocoder, tmp_path: Path) -> None:
+    """Tokenize then vocode, with a small random tokenizer (the pipeline, not the quality)."""
+    from aqaa.tokenizer import DualCodebookTokenizer
+    from aqaa.tokenizer.phonemes import PhonemeVocab
+    from aqaa.train.tokenizer import TokenizerTrainConfig, make_config
+
+    small = TokenizerTrainConfig(data="", out="", dim=32, layers=1, heads=2, n_codes=1024)
+    tok = DualCodebookTokenizer(make_config(small, PhonemeVocab(["<blank>", "a", "b"])))
+    tok.save(tmp_path / "tok")
+    tiny.save(tmp_path / "voc")
+    t = np.arange(SR) / SR
+    sf.write(tmp_path / "in.wav", (0.3 * np.sin(2 * np.pi * 200 * t)).astype(np.float32), SR)
+    res = CliRunner().invoke(
+        _app(),
+        [
+            "resynth",
+            str(tmp_path / "in.wav"),
+            "-o",
+            str(tmp_path / "out.wav"),
+            "--tokenizer",
+            str(tmp_path / "tok"),
+            "--vocoder",
+            str(tmp_path / "voc"),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    x, sr = sf.read(tmp_path / "out.wav")
+    assert sr == SR and len(x) % SAMPLES_PER_GROUP == 0 and 0.8 * SR <= len(x) <= SR
