@@ -16,7 +16,8 @@ import typer
 from rich.console import Console
 
 train_app = typer.Typer(
-    help="Train: tokenizer, vocoder, and the LM (pretrain → sft 1, 2 → dpo → merge).", no_args_is_help=True
+    help="Train: tokenizer, vocoder, and the LM (pretrain → sft 1, 2 → dpo → merge).",
+    no_args_is_help=True,
 )
 console = Console()
 
