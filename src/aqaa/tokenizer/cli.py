@@ -111,16 +111,19 @@ def train_tokenizer(
 
 def eval_tokenizer(
     tokenizer: TokDir = None,
-    sentences: Annotated[int, typer.Option(help="Probe sentences per voice and style.")] = 12,
+    sentences: Annotated[int, typer.Option(help="Probe sentences per voice and style.")] = 10,
     out: Annotated[Path, typer.Option(help="Where to write the JSON report.")] = Path(
         "runs/eval_tokenizer.json"
     ),
+    probe_cache: Annotated[
+        Path | None, typer.Option(help="Keep the rendered probe set in this file and reuse it.")
+    ] = None,
 ) -> None:
     """Rates, codebook usage, phone error rate, speaker invariance and a style probe on the reserved voices."""
-    from aqaa.tokenizer.evaluate import evaluate_tokenizer, render_probe_set
+    from aqaa.tokenizer.evaluate import evaluate_tokenizer, load_or_render_probe_set
 
     tok = _load(tokenizer)
-    res = evaluate_tokenizer(tok, render_probe_set(sentences), out)
+    res = evaluate_tokenizer(tok, load_or_render_probe_set(sentences, probe_cache), out)
     t = Table("metric", "value", "target")
     t.add_row("linguistic rate (Hz)", f"{res['rates_hz']['linguistic']:.2f}", "16.67")
     t.add_row("semantic rate (Hz)", f"{res['rates_hz']['semantic']:.2f}", "25")

@@ -74,6 +74,21 @@ def render_probe_set(
     return clips
 
 
+def load_or_render_probe_set(n_sentences: int, cache: Path | None) -> list[ProbeClip]:
+    """The probe set, from `cache` if it holds one of `n_sentences`, else rendered (and saved)."""
+    import pickle
+
+    if cache is not None and cache.exists():
+        clips = pickle.loads(cache.read_bytes())
+        if len({c.sentence for c in clips}) == n_sentences:
+            return clips
+    clips = render_probe_set(n_sentences)
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_bytes(pickle.dumps(clips))
+    return clips
+
+
 def edit_distance(a: list[int], b: list[int]) -> int:
     prev = list(range(len(b) + 1))
     for i, x in enumerate(a, 1):

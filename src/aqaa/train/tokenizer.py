@@ -326,7 +326,7 @@ def train_tokenizer(cfg: TokenizerTrainConfig, resume: bool = False, progress: b
         bar.update(1)
         if step % 10 == 0 or step == cfg.steps:
             rec = {"step": step, "lr": lr, "loss": loss.item(), "s": round(time.time() - t0, 1)}
-            rec |= {k: round(float(v), 4) for k, v in losses.items()}
+            rec |= {k: round(v.item(), 4) for k, v in losses.items()}
             logf.write(json.dumps(rec) + "\n")
             logf.flush()
             bar.set_postfix(loss=f"{float(loss):.3f}", ctc=f"{float(losses['ling_ctc']):.3f}")
