@@ -188,3 +188,17 @@ def test_tiny_training_run_loss_falls_and_resumes(tiny_corpus: Path, tmp_path: P
     assert len(t["human_codes"]) % 5 == 0 and len(t["human_codes"]) > 0
     assert all(0 <= c < 5120 for c in t["human_codes"])
     assert t["answer_clips"][0]["audio"].endswith(".flac")
+
+
+def test_eval_metrics_known_values() -> None:
+    from aqaa.tokenizer.evaluate import dedup, edit_distance, style_features, usage
+
+    assert edit_distance(list(b"kitten"), list(b"sitting")) == 3
+    assert edit_distance([], [1, 2]) == 2
+    assert dedup([1, 1, 2, 2, 2, 1]) == [1, 2, 1]
+    u = usage(np.array([0, 0, 1, 1]), 4)
+    assert u["used"] == 0.5 and u["perplexity"] == pytest.approx(2.0)
+    tok = tiny_tokenizer()
+    f = style_features(tok, np.array([0, 0, 4095, 7, 7, 7]))
+    assert f.shape == (4 * 8 + 4 + 4 + 2,) and np.isfinite(f).all()
+    assert f[-2] == pytest.approx(2 / 5)  # code changes per step
