@@ -202,3 +202,16 @@ def test_eval_metrics_known_values() -> None:
     f = style_features(tok, np.array([0, 0, 4095, 7, 7, 7]))
     assert f.shape == (4 * 8 + 4 + 4 + 2,) and np.isfinite(f).all()
     assert f[-2] == pytest.approx(2 / 5)  # code changes per step
+
+
+def test_linguistic_augmentation_warps_and_masks() -> None:
+    from aqaa.train.tokenizer import augment_linguistic
+
+    fb = torch.randn(3, 200, 80)
+    a = augment_linguistic(fb, torch.Generator().manual_seed(0))
+    b = augment_linguistic(fb, torch.Generator().manual_seed(0))
+    assert a.shape == fb.shape and torch.equal(a, b)  # deterministic for a seed
+    assert not torch.allclose(a, fb)
+    # bin 0 is a fixed point of the warp: away from masks it is unchanged
+    same = (a[:, :, 0] == fb[:, :, 0]).float().mean()
+    assert same > 0.7

@@ -87,6 +87,9 @@ def train_tokenizer(
     dim: Annotated[int, typer.Option(help="Encoder width.")] = 192,
     layers: Annotated[int, typer.Option(help="Encoder layers.")] = 4,
     batch_seconds: Annotated[float, typer.Option(help="Seconds of padded audio per batch.")] = 40.0,
+    augment: Annotated[
+        bool, typer.Option(help="VTLP + SpecAugment on the linguistic input (speaker invariance).")
+    ] = True,
 ) -> None:
     """Train both tokenizers (CTC + reconstruction), then fit the k-means codebook."""
     from aqaa.train.tokenizer import TokenizerTrainConfig
@@ -98,6 +101,7 @@ def train_tokenizer(
         )
         raise typer.Exit(2)
     cfg = TokenizerTrainConfig(
+        augment=augment,
         data=str(data),
         out=str(out),
         steps=steps,

@@ -57,6 +57,8 @@ class TokenizerTrainConfig:
     heads: int = 4
     #: Linguistic codebook size (1,024 in the design; smaller only for tests).
     n_codes: int = 1024
+    #: VTLP + SpecAugment on the linguistic encoder's input (speaker invariance).
+    augment: bool = True
     #: bf16 autocast: "auto" uses it only where it is faster (see aqaa.precision).
     bf16: str = "auto"
     loss_weights: dict[str, float] = field(
@@ -233,12 +235,49 @@ def collate(batch: list[dict], vocab: PhonemeVocab, max_frames: int) -> dict[str
     }
 
 
-def step_losses(tok: DualCodebookTokenizer, b: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def augment_linguistic(fb: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Speaker-invariance augmentation for the linguistic encoder's input (B, F, 80) fbank.
+
+    - vocal-tract-length perturbation: the mel axis of each clip is stretched by α ∈ [0.85, 1.18]
+      (formants move as for a shorter or longer vocal tract);
+    - SpecAugment: two frequency masks (≤ 8 bins) and two time masks (≤ 20 frames) per clip, set
+      to the clip's mean.
+    The semantic tokenizer never sees this: it must keep the real timbre and pitch.
+    """
+    b, f, n = fb.shape
+    out = torch.empty_like(fb)
+    bins = torch.arange(n, dtype=torch.float32)
+    for i in range(b):
+        alpha = 0.85 + 0.33 * torch.rand((), generator=gen).item()
+        src = (bins / alpha).clamp(0, n - 1)
+        lo = src.floor().long()
+        hi = (lo + 1).clamp(max=n - 1)
+        w = src - lo
+        x = fb[i, :, lo] * (1 - w) + fb[i, :, hi] * w
+        mean = x.mean()
+        for _ in range(2):
+            width = int(torch.randint(0, 9, (), generator=gen))
+            start = int(torch.randint(0, n - width + 1, (), generator=gen))
+            x[:, start : start + width] = mean
+            width = int(torch.randint(0, 21, (), generator=gen))
+            start = int(torch.randint(0, max(1, f - width), (), generator=gen))
+            x[start : start + width] = mean
+        out[i] = x
+    return out
+
+
+def step_losses(
+    tok: DualCodebookTokenizer, b: dict[str, torch.Tensor], gen: torch.Generator | None = None
+) -> dict[str, torch.Tensor]:
+    """All training losses of a batch; with `gen`, the linguistic input is augmented."""
     lc, sc = tok.cfg.linguistic, tok.cfg.semantic
     lin, sem = tok.linguistic, tok.semantic
     l_len = torch.tensor([stacked_frames(int(k), lc.lfr_m, lc.lfr_n) for k in b["frames"]])
     s_len = torch.tensor([stacked_frames(int(k), sc.stack, sc.stack) for k in b["frames"]])
-    h = lin.hidden(stack_frames(lin.norm(b["fbank"]), lc.lfr_m, lc.lfr_n), l_len)
+    ling_in = lin.norm(b["fbank"])
+    if gen is not None:
+        ling_in = augment_linguistic(ling_in, gen)
+    h = lin.hidden(stack_frames(ling_in, lc.lfr_m, lc.lfr_n), l_len)
     out = {"ling_ctc": lin.ctc_loss(h, l_len, b["targets"], b["target_lengths"])}
     normed = sem.norm(b["fbank"])
     t = stack_frames(normed, sc.stack, sc.stack).shape[1] * sc.stack
@@ -297,6 +336,7 @@ def train_tokenizer(cfg: TokenizerTrainConfig, resume: bool = False, progress: b
     tok.semantic.train()
     max_frames = int(cfg.max_clip_seconds * 100)
     bf16 = use_bf16(cfg.bf16)
+    aug_gen = torch.Generator().manual_seed(cfg.seed + step) if cfg.augment else None
     log.info("bf16 autocast: %s", bf16)
     it = batches(rows, cfg, rng)
     # a resumed run continues the same batch sequence
@@ -316,7 +356,7 @@ def train_tokenizer(cfg: TokenizerTrainConfig, resume: bool = False, progress: b
         for g in opt.param_groups:
             g["lr"] = lr
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            losses = step_losses(tok, b)
+            losses = step_losses(tok, b, aug_gen)
         loss = sum(cfg.loss_weights[k] * v for k, v in losses.items())
         opt.zero_grad(set_to_none=True)
         loss.backward()
