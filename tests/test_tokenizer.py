@@ -215,3 +215,24 @@ def test_linguistic_augmentation_warps_and_masks() -> None:
     # bin 0 is a fixed point of the warp: away from masks it is unchanged
     same = (a[:, :, 0] == fb[:, :, 0]).float().mean()
     assert same > 0.7
+
+
+def test_shipped_tokenizer_and_cli(tmp_path: Path) -> None:
+    """The default weights in the package load, and `aqaa tokenize` prints rates; bad files exit 2."""
+    from typer.testing import CliRunner
+
+    from aqaa.audio import save_audio
+    from aqaa.cli import app
+
+    tok = DualCodebookTokenizer.load()
+    assert tok.cfg.linguistic.n_codes == 1024 and tok.semantic.fsq.codebook_size == 4096
+    out = tok.encode(speechlike(10.0), SR)
+    assert abs(len(out.linguistic) - 167) <= 2 and abs(len(out.semantic) - 250) <= 2
+    wav = save_audio(tmp_path / "q.wav", speechlike(2.0), SR)
+    res = CliRunner().invoke(app, ["tokenize", str(wav), "--json"])
+    assert res.exit_code == 0, res.output
+    codes = json.loads(res.output)["codes"]
+    assert len(codes) % 5 == 0 and all(0 <= c < 5120 for c in codes)
+    (tmp_path / "bad.wav").write_text("not audio")
+    res = CliRunner().invoke(app, ["tokenize", str(tmp_path / "bad.wav")])
+    assert res.exit_code == 2 and "error" in res.output
