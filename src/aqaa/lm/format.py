@@ -221,12 +221,26 @@ def build_prompt(
     cfg = cfg or FormatConfig()
     if not turns:
         raise FormatError("no turns")
-    ids = system_block(vocab, cfg.system_for(mode) if system is None else system)
-    for t in turns[:-1]:
-        ids += human_block(vocab, t)
-        ids += _assistant_history(vocab, t, mode, cfg)
+    ids = history_ids(vocab, turns[:-1], mode, cfg, system)
     ids += human_block(vocab, turns[-1])
     ids += header(vocab, "assistant")
+    return ids
+
+
+def history_ids(
+    vocab: Vocab,
+    turns: Sequence[ChatTurn],
+    mode: Mode,
+    cfg: FormatConfig | None = None,
+    system: str | None = None,
+) -> list[int]:
+    """The system block and the complete exchanges `turns` (human audio + assistant text): the
+    part of a prompt that is known before the next question is heard."""
+    cfg = cfg or FormatConfig()
+    ids = system_block(vocab, cfg.system_for(mode) if system is None else system)
+    for t in turns:
+        ids += human_block(vocab, t)
+        ids += _assistant_history(vocab, t, mode, cfg)
     return ids
 
 
