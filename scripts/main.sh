@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# The main job, for now: build a small spoken-dialogue corpus and print its statistics.
+# The main job: answer the bundled spoken question out loud with the default model.
+#   bash scripts/main.sh [QUESTION.wav] [ANSWER.wav]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
-OUT=${1:-corpus/demo}
-aqaa data build --out "$OUT" --hours 0.05 --seed 0 --workers 2
-aqaa data stats "$OUT"
+Q=${1:-examples/question.wav}
+OUT=${2:-answer.wav}
+echo "question: $Q ($(python -c "import json;print(next(e['question'] for e in json.load(open('examples/questions.json')) if e['file']=='$(basename "$Q")'))" 2>/dev/null || echo 'your question'))"
+aqaa answer "$Q" -o "$OUT"
+echo "the spoken answer is in $OUT"

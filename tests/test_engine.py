@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -27,13 +26,8 @@ from aqaa.engine import (
     TextDelta,
 )
 from aqaa.engine.sampling import choose, penalize
-from aqaa.lm.data import synthetic_records
-from aqaa.lm.format import FormatConfig, Grammar
-from aqaa.lm.model import build_model, save_checkpoint
-from aqaa.lm.vocab import train_vocab
+from aqaa.lm.format import Grammar
 from aqaa.streaming import Stream
-from aqaa.tokenizer.dual import DEFAULT_DIR as TOKENIZER_DIR
-from aqaa.vocoder.model import Vocoder, VocoderConfig
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 QUESTION = EXAMPLES / "question.wav"
@@ -49,18 +43,8 @@ def _one_thread():
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> Path:
-    """tokenizer/ (the shipped one), lm/ (tiny, random), vocoder/ (tiny, random)."""
-    root = tmp_path_factory.mktemp("model")
-    recs = synthetic_records(8, seed=1, split="valid")
-    texts = FormatConfig().fixed_texts()
-    texts += [x for r in recs for t in r["turns"] for x in (t["human_text"], t["answer_text"])]
-    vocab = train_vocab(texts, 300)
-    save_checkpoint(build_model("tiny", vocab.size, seed=0), vocab, root / "lm")
-    torch.manual_seed(0)
-    Vocoder(VocoderConfig.tiny()).save(root / "vocoder")
-    shutil.copytree(TOKENIZER_DIR, root / "tokenizer")
-    return root
+def model_dir(tiny_model_dir: Path) -> Path:
+    return tiny_model_dir
 
 
 @pytest.fixture(scope="module")

@@ -464,3 +464,26 @@ def test_cli_resynth(tiny: Vocoder, tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     x, sr = sf.read(tmp_path / "out.wav")
     assert sr == SR and len(x) % SAMPLES_PER_GROUP == 0 and 0.8 * SR <= len(x) <= SR
+
+
+def test_join_vocoders_takes_each_stage_from_its_run(tmp_path) -> None:
+    from aqaa.train.vocoder import join_vocoders
+    from aqaa.vocoder.model import Vocoder, VocoderConfig
+
+    torch.manual_seed(1)
+    a = Vocoder(VocoderConfig.tiny())
+    torch.manual_seed(2)
+    b = Vocoder(VocoderConfig.tiny())
+    a.save(tmp_path / "a")
+    b.save(tmp_path / "b")
+    j = Vocoder.load(join_vocoders(tmp_path / "a", tmp_path / "b", tmp_path / "j"))
+    for (name, p), q in zip(
+        j.mel_vocoder.state_dict().items(), b.mel_vocoder.state_dict().values(), strict=True
+    ):
+        torch.testing.assert_close(p, q.half().float(), msg=name)
+    for p, q in zip(j.flow.state_dict().values(), a.flow.state_dict().values(), strict=True):
+        torch.testing.assert_close(p, q.half().float())
+    b.mel_mean.add_(1.0)
+    b.save(tmp_path / "b2")
+    with pytest.raises(ValueError, match="mel statistics"):
+        join_vocoders(tmp_path / "a", tmp_path / "b2", tmp_path / "j2")

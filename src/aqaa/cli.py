@@ -17,6 +17,7 @@ from rich.table import Table
 
 from aqaa import __version__
 from aqaa.engine import cli as engine_cli
+from aqaa.serve import cli as serve_cli
 from aqaa.tokenizer import cli as tok_cli
 from aqaa.train.cli import train_app
 from aqaa.vocoder import cli as voc_cli
@@ -38,8 +39,10 @@ eval_app.command("tokenizer")(tok_cli.eval_tokenizer)
 app.command("vocode")(voc_cli.vocode)
 app.command("resynth")(voc_cli.resynth)
 train_app.command("vocoder")(voc_cli.train_vocoder)
+train_app.command("vocoder-join")(voc_cli.join_vocoders)
 app.command("answer")(engine_cli.answer)
 app.command("chat")(engine_cli.chat)
+app.command("serve")(serve_cli.serve)
 bench_app = typer.Typer(help="Measure speed on this machine.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
 bench_app.command("latency")(engine_cli.bench_latency)

@@ -27,13 +27,17 @@ class SessionError(ValueError):
 
 @dataclass
 class Exchange:
-    """One finished turn: the question's audio codes and the answer's text (style-tagged)."""
+    """One finished turn: the question (audio codes, or typed text when there are no codes) and
+    the answer's text (style-tagged)."""
 
     question_codes: list[int]
     answer_text: str
+    question_text: str | None = None
 
     def chat_turn(self) -> ChatTurn:
-        return ChatTurn(human_codes=self.question_codes, answer_text=self.answer_text)
+        if self.question_codes:
+            return ChatTurn(human_codes=self.question_codes, answer_text=self.answer_text)
+        return ChatTurn(human_text=self.question_text or "", answer_text=self.answer_text)
 
 
 @dataclass
@@ -68,7 +72,8 @@ class Session:
         if not isinstance(d, dict) or d.get("version") != FORMAT_VERSION:
             raise SessionError(f"not an aqaa session (version {FORMAT_VERSION} expected)")
         try:
-            ex = [Exchange([int(c) for c in e["question_codes"]], str(e["answer_text"]))
+            ex = [Exchange([int(c) for c in e["question_codes"]], str(e["answer_text"]),
+                           e.get("question_text"))
                   for e in d.get("exchanges", [])]  # fmt: skip
         except (KeyError, TypeError, ValueError) as e:
             raise SessionError(f"malformed exchange in session: {e}") from None

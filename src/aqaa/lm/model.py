@@ -1,6 +1,8 @@
 """The backbone: a Hugging Face `LlamaForCausalLM` (RMSNorm, GQA, SwiGLU, RoPE) in three presets.
 
 - `tiny`: for tests (a few hundred thousand parameters besides the embeddings).
+- `small`: 6.5M parameters, ~2.5× the training throughput of `base` on this CPU: the size that
+  gets the most training per wall-clock hour on 2 cores (see `benchmarks/lm_speed.py`).
 - `base`: the default model, sized by the throughput table of design §7 to decode in real time on
   2 CPU cores (see `benchmarks/lm_speed.py`).
 - `paper`: the 130B shape of Step-1 (88 layers, hidden 12288, 96 heads, 8 KV groups, FFN 31232),
@@ -37,6 +39,7 @@ class Preset:
 
 PRESETS: dict[str, Preset] = {
     "tiny": Preset(hidden=64, layers=2, heads=4, kv_heads=2, ffn=128, max_positions=1024),
+    "small": Preset(hidden=256, layers=6, heads=4, kv_heads=2, ffn=768, max_positions=2048),
     "base": Preset(hidden=384, layers=8, heads=6, kv_heads=2, ffn=1024, max_positions=2048),
     "paper": Preset(
         hidden=12288,

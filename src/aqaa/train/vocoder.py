@@ -658,3 +658,23 @@ def train_vocoder(
         model.save(out / "vocoder")
         model.save(out / "vocoder-fp16", fp16=True)
     return out / "vocoder"
+
+
+def join_vocoders(
+    flow_dir: str | os.PathLike[str], mel_dir: str | os.PathLike[str], out: str | os.PathLike[str]
+) -> Path:
+    """Token encoder + flow from `flow_dir`, mel vocoder from `mel_dir`, into `out` (fp16).
+
+    The two stages never share gradients (stage 2 trains on ground-truth mels), so on a machine
+    with spare cores they can run as two processes (`--mel-steps 0` and `--flow-steps 0` on the
+    same corpus) and be joined here. Both must have the same config and the same mel statistics.
+    """
+    from aqaa.vocoder.model import Vocoder
+
+    a, b = Vocoder.load(flow_dir), Vocoder.load(mel_dir)
+    if a.config.to_dict() != b.config.to_dict():
+        raise ValueError(f"{flow_dir} and {mel_dir} have different vocoder configs")
+    if not torch.allclose(a.mel_mean, b.mel_mean) or not torch.allclose(a.mel_std, b.mel_std):
+        raise ValueError("the two vocoders were trained with different mel statistics")
+    a.mel_vocoder.load_state_dict(b.mel_vocoder.state_dict())
+    return a.save(out, fp16=True)

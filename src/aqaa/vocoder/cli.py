@@ -193,3 +193,18 @@ def train_vocoder(
     except (DataError, ValueError, FileExistsError, FileNotFoundError) as e:
         raise _fail(str(e)) from None
     console.print(f"vocoder in {path}; losses in {out / 'log.jsonl'}, plots in {out / 'plots'}")
+
+
+def join_vocoders(
+    flow: Annotated[Path, typer.Option(help="Vocoder whose token encoder and flow are kept.")],
+    mel: Annotated[Path, typer.Option(help="Vocoder whose mel vocoder is kept.")],
+    out: Annotated[Path, typer.Option(help="Where to write the joined vocoder (fp16).")],
+) -> None:
+    """Join a flow-only and a mel-only training run (run the two stages in parallel)."""
+    from aqaa.train.vocoder import join_vocoders as join
+
+    try:
+        path = join(flow, mel, out)
+    except (FileNotFoundError, ValueError) as e:
+        raise _fail(str(e)) from None
+    console.print(f"joined vocoder in {path}")

@@ -1,0 +1,1 @@
+"""Serving: an OpenAI-compatible audio chat API, live voice over WebSocket, and a web page."""
