@@ -170,3 +170,37 @@ def test_merge_is_the_exact_weighted_average(tmp_path: Path) -> None:
     save_checkpoint(build_model("tiny", other.size, seed=0), other, tmp_path / "other")
     with pytest.raises(ValueError):
         merge_checkpoints([paths[0], tmp_path / "other"], [1, 1], tmp_path / "bad")
+
+
+def test_ship_writes_bf16_lm_and_fp16_vocoder_that_load_back(tmp_path) -> None:
+    from safetensors import safe_open
+
+    from aqaa.lm.data import synthetic_records
+    from aqaa.lm.format import FormatConfig
+    from aqaa.lm.model import build_model, load_checkpoint, save_checkpoint
+    from aqaa.lm.vocab import train_vocab
+    from aqaa.train.ship import ship_lm, ship_vocoder
+    from aqaa.vocoder.model import Vocoder, VocoderConfig
+
+    recs = synthetic_records(4, seed=1, split="valid")
+    texts = FormatConfig().fixed_texts() + [t["answer_text"] for r in recs for t in r["turns"]]
+    vocab = train_vocab(texts, 300)
+    model = build_model("tiny", vocab.size, seed=0)
+    save_checkpoint(model, vocab, tmp_path / "ck")
+    Vocoder(VocoderConfig.tiny()).save(tmp_path / "voc")
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    (weights / "lm").mkdir()  # an older default is replaced
+    (weights / "lm" / "stale.txt").write_text("old")
+    lm_dir = ship_lm(tmp_path / "ck", weights, note="test")
+    ship_vocoder(tmp_path / "voc", weights)
+    assert not (lm_dir / "stale.txt").exists() and (lm_dir / "shipped.json").exists()
+    with safe_open(str(lm_dir / "model.safetensors"), "pt") as f:
+        assert all(f.get_tensor(k).dtype == torch.bfloat16 for k in f.keys())  # noqa: SIM118
+    back, v2 = load_checkpoint(lm_dir)
+    assert v2 == vocab
+    for (n, a), b in zip(back.state_dict().items(), model.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b.to(torch.bfloat16).float(), msg=n)
+    with safe_open(str(weights / "vocoder" / "model.safetensors"), "pt") as f:
+        assert {f.get_tensor(k).dtype for k in f.keys()} <= {torch.float16, torch.int64}  # noqa: SIM118
+    Vocoder.load(weights / "vocoder")

@@ -282,3 +282,25 @@ def evaluate(
         f"ASR WER {wer} on {res.asr_n} items; QA accuracy {acc} on {res.qa_n} items "
         f"{res.qa_per_category}; {res.tokens_per_second:.0f} tokens/s"
     )
+
+
+@train_app.command("ship")
+def ship(
+    lm: Annotated[Path | None, typer.Option(help="LM checkpoint to make the default.")] = None,
+    vocoder: Annotated[
+        Path | None, typer.Option(help="Vocoder directory to make the default.")
+    ] = None,
+    note: Annotated[str, typer.Option(help="A line saved in weights/lm/shipped.json.")] = "",
+) -> None:
+    """Make trained parts the default model (src/aqaa/weights/): LM in bf16, vocoder in fp16."""
+    from aqaa.train.ship import ship_lm, ship_vocoder
+
+    if lm is None and vocoder is None:
+        raise _fail("give --lm and/or --vocoder")
+    try:
+        if lm is not None:
+            console.print(f"LM → {ship_lm(lm, note=note)}")
+        if vocoder is not None:
+            console.print(f"vocoder → {ship_vocoder(vocoder)}")
+    except (FileNotFoundError, ValueError, OSError) as e:
+        raise _fail(str(e)) from None

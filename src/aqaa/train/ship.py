@@ -1,0 +1,58 @@
+"""Make trained parts the default model: `src/aqaa/weights/{tokenizer,lm,vocoder}`.
+
+The LM goes in bf16 (half the bytes of fp32, and the range of fp32: no overflow in logits or norms),
+the vocoder in fp16 (its activations are small and fp16 keeps three more mantissa bits). Both load
+back as fp32. Each part is written to a temporary directory beside its target and swapped in with
+renames, so an interrupted ship never leaves a half-written default.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import torch
+
+WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
+
+
+def _swap(tmp: Path, target: Path) -> Path:
+    old = target.with_name(f".{target.name}.old")
+    if old.exists():
+        shutil.rmtree(old)
+    if target.exists():
+        target.rename(old)
+    tmp.rename(target)
+    if old.exists():
+        shutil.rmtree(old)
+    return target
+
+
+def ship_lm(checkpoint: str | Path, weights: Path = WEIGHTS, note: str = "") -> Path:
+    """Copy an LM checkpoint (HF directory) into `weights/lm` with bf16 weights."""
+    from aqaa.lm.model import load_checkpoint, save_checkpoint
+
+    model, vocab = load_checkpoint(checkpoint)
+    tmp = weights / ".lm.tmp"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    save_checkpoint(model.to(torch.bfloat16), vocab, tmp)
+    (tmp / "generation_config.json").unlink(missing_ok=True)
+    (tmp / "shipped.json").write_text(json.dumps(
+        {"from": str(checkpoint), "dtype": "bfloat16", "time": time.strftime("%Y-%m-%d %H:%M"),
+         "note": note}, indent=2) + "\n")  # fmt: skip
+    return _swap(tmp, weights / "lm")
+
+
+def ship_vocoder(directory: str | Path, weights: Path = WEIGHTS) -> Path:
+    """Copy a vocoder directory into `weights/vocoder` with fp16 weights."""
+    from aqaa.vocoder.model import Vocoder
+
+    voc = Vocoder.load(directory)
+    tmp = weights / ".vocoder.tmp"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    voc.save(tmp, fp16=True)
+    return _swap(tmp, weights / "vocoder")
