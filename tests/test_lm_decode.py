@@ -69,13 +69,15 @@ def test_respond_follows_the_grammar(setup) -> None:
 
 
 def test_presets_and_paper_count() -> None:
-    assert set(PRESETS) == {"tiny", "base", "paper"}
+    assert set(PRESETS) == {"tiny", "small", "base", "paper"}
     p = PRESETS["paper"]
     assert (p.layers, p.hidden, p.heads, p.kv_heads, p.ffn) == (88, 12288, 96, 8, 31232)
     n = paper_parameter_count()["total"]
     assert 125e9 < n < 135e9  # the "130B" shape, counted on the meta device
     base = count_parameters(build_model("base", 2048 + 5120, device="meta"))["total"]
     assert 12e6 < base < 40e6  # sized for real-time decode on 2 CPU cores (design §7)
+    small = count_parameters(build_model("small", 2048 + 5120, device="meta"))["total"]
+    assert 5e6 < small < base
 
 
 def test_word_errors() -> None:

@@ -32,6 +32,9 @@ app.add_typer(data_app, name="data")
 app.add_typer(train_app, name="train")
 eval_app = typer.Typer(help="Evaluate the model's parts and the whole.", no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
+from aqaa.eval import cli as eval_cli  # noqa: E402
+
+eval_cli.register(eval_app)
 app.command("tokenize")(tok_cli.tokenize)
 data_app.command("tokenize")(tok_cli.data_tokenize)
 train_app.command("tokenizer")(tok_cli.train_tokenizer)

@@ -1,0 +1,172 @@
+"""`aqaa eval run | compare | make-suite`: the end-to-end evaluation from the command line.
+
+Registered on the `eval` group of `aqaa.cli` by `register(eval_app)`. Errors a user can fix (an
+unknown suite, a missing model, bad options) print one line and exit with code 2.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+console = Console(soft_wrap=True)  # an error stays on one line
+
+
+def _fail(msg: str) -> typer.Exit:
+    console.print(f"[red]error:[/red] {msg}", highlight=False)
+    return typer.Exit(code=2)
+
+
+def run(
+    out: Annotated[Path, typer.Option(help="Output directory (results.json, report.md, audio).")],
+    model: Annotated[
+        Path | None, typer.Option(help="Model directory (default: the shipped model).")
+    ] = None,
+    suite: Annotated[str, typer.Option(help="A shipped suite name or a suite JSON path.")] = (
+        "default"
+    ),
+    system: Annotated[str, typer.Option(help="e2e, cascade or both.")] = "both",
+    limit: Annotated[
+        int | None, typer.Option(help="Only the first N items (interleaved over categories).")
+    ] = None,
+    max_new_tokens: Annotated[
+        int, typer.Option(help="Cap on tokens per answer (600 ≈ 13 s of speech).")
+    ] = 600,
+    dnsmos: Annotated[bool, typer.Option(help="Score quality with DNSMOS (~1 s/answer).")] = True,
+    cascade_styles: Annotated[
+        bool, typer.Option(help="The cascade's TTS speaks (style) tags with their prosody.")
+    ] = True,
+    threads: Annotated[int | None, typer.Option(help="torch threads (default: torch's).")] = None,
+    seed: Annotated[int, typer.Option(help="Sampling seed of the e2e audio channel.")] = 0,
+) -> None:
+    """Run a suite through the end-to-end model and/or the cascade baseline, judge every answer
+    with Whisper and acoustic measures, and write results.json and report.md."""
+    from aqaa.engine import EngineError
+    from aqaa.eval.judge import JudgeConfig, JudgeError, WhisperJudge
+    from aqaa.eval.report import write_report
+    from aqaa.eval.runner import EvalError, RunConfig, Workbench, run_suite
+    from aqaa.eval.suite import SuiteError, load_suite
+
+    systems = {"both": ["e2e", "cascade"], "e2e": ["e2e"], "cascade": ["cascade"]}.get(system)
+    if systems is None:
+        raise _fail(f"--system must be e2e, cascade or both, not {system!r}")
+    if limit is not None and limit < 1:
+        raise _fail("--limit must be at least 1")
+    if max_new_tokens < 16:
+        raise _fail("--max-new-tokens must be at least 16")
+    if model is not None and not model.is_dir():
+        raise _fail(f"--model {model} is not a directory")
+    if threads is not None:
+        if threads < 1:
+            raise _fail("--threads must be at least 1")
+        import torch
+
+        torch.set_num_threads(threads)
+    try:
+        s = load_suite(suite)
+    except SuiteError as e:
+        raise _fail(str(e)) from None
+    cfg = RunConfig(
+        max_new_tokens=max_new_tokens,
+        seed=seed,
+        dnsmos=dnsmos,
+        cascade_styles=cascade_styles,
+        judge=JudgeConfig(cpu_threads=threads or JudgeConfig().cpu_threads),
+    )
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        bench = Workbench(out, judge=WhisperJudge(cfg.judge), model_dir=model)
+        for name in systems:
+            res = run_suite(model, s, out, name, limit, cfg, bench=bench)
+            sm = res["summary"]
+            console.print(
+                f"{name}: content {_pct(sm['content_accuracy'])}, style "
+                f"{_pct(sm['style_accuracy'])}, voice understanding "
+                f"{_pct(sm['paralinguistic_accuracy'])}, first audio "
+                f"{_num(sm['first_audio_s'])} s ({sm['turns']} turns, {sm['wall_s']} s)",
+                highlight=False,
+            )
+        report = write_report(out)
+    except (EngineError, EvalError, JudgeError, SuiteError, OSError) as e:
+        raise _fail(str(e)) from None
+    console.print(f"results: {out / 'results.json'}\nreport:  {report}", highlight=False)
+
+
+def _pct(v: float | None) -> str:
+    return "–" if v is None else f"{100 * v:.0f}%"
+
+
+def _num(v: float | None) -> str:
+    return "–" if v is None else f"{v:.2f}"
+
+
+def compare(
+    a: Annotated[Path, typer.Argument(help="First results.json (or its run directory).")],
+    b: Annotated[Path, typer.Argument(help="Second results.json (or its run directory).")],
+) -> None:
+    """Print every summary metric and per-category content accuracy of two runs, with B − A."""
+    from aqaa.eval.report import compare as compare_results
+    from aqaa.eval.runner import METRICS, load_results
+
+    try:
+        rows = compare_results(load_results(a), load_results(b))
+    except (FileNotFoundError, ValueError) as e:
+        raise _fail(str(e)) from None
+    lower_better = {m for m, doc in METRICS.items() if "(↓)" in doc}
+    t = Table("system", "metric", "A", "B", "B − A", title=f"A = {a}   B = {b}")
+    for system, metric, va, vb, d in rows:
+        delta = "–"
+        if d is not None:
+            better = (d < 0) if metric in lower_better else (d > 0)
+            colour = "green" if better else "red" if d != 0 else "white"
+            delta = f"[{colour}]{d:+.3f}[/{colour}]"
+        t.add_row(system, metric, _num3(va), _num3(vb), delta)
+    console.print(t)
+
+
+def _num3(v: float | None) -> str:
+    return "–" if v is None else f"{v:.3f}"
+
+
+def make_suite(
+    name: Annotated[str, typer.Option(help="Suite name (the file is <name>.json).")] = "default",
+    per_category: Annotated[int, typer.Option(help="Dialogues per category.")] = 7,
+    seed: Annotated[int, typer.Option(help="Same seed and voices give the same suite.")] = 0,
+    categories: Annotated[
+        str | None, typer.Option(help="Comma-separated categories, in this order (default: all).")
+    ] = None,
+    reserved_share: Annotated[
+        float, typer.Option(help="Share of dialogues spoken by the reserved test voices.")
+    ] = 0.4,
+    out: Annotated[
+        Path | None, typer.Option(help="Where to write (default: aqaa/eval/suites/<name>.json).")
+    ] = None,
+    description: Annotated[str, typer.Option(help="A line saying what the suite is for.")] = "",
+) -> None:
+    """Write a suite file from the test-split templates, spoken by test-split/reserved voices."""
+    from aqaa.data.schema import CATEGORIES
+    from aqaa.eval.suite import SUITES_DIR, SuiteError, save_suite
+    from aqaa.eval.suite import make_suite as build
+
+    cats = [c.strip() for c in categories.split(",") if c.strip()] if categories else CATEGORIES
+    try:
+        s = build(name, per_category, seed, list(cats), reserved_share, description)
+        path = save_suite(s, out or SUITES_DIR / f"{name}.json")
+    except (SuiteError, OSError) as e:
+        raise _fail(str(e)) from None
+    console.print(
+        f"wrote {path}: {len(s.items)} dialogues, {s.n_turns} turns, "
+        f"{len(s.categories)} categories",
+        highlight=False,
+    )
+
+
+def register(app: typer.Typer) -> None:
+    """Add `run`, `compare` and `make-suite` to the `aqaa eval` group."""
+    app.command("run")(run)
+    app.command("compare")(compare)
+    app.command("make-suite")(make_suite)
