@@ -5,9 +5,7 @@ page plays the spoken answer (tiny random model: plumbing, not quality)."""
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
-import threading
 import time
 from pathlib import Path
 
@@ -15,6 +13,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from conftest import running_server
 
 from aqaa.audio import load_audio
 
@@ -35,42 +34,16 @@ def _chromium() -> Path:
     return CHROMIUM
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tiny_model_dir: Path):
-    import httpx
-    import uvicorn
-
     from aqaa.engine import Engine
     from aqaa.serve.app import create_app
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     engine = Engine.load(tiny_model_dir)  # the shipped tokenizer, a tiny random LM and vocoder
-    port = _free_port()
-    srv = uvicorn.Server(
-        uvicorn.Config(create_app(engine), host="127.0.0.1", port=port, log_level="warning")
-    )
-    th = threading.Thread(target=srv.run, daemon=True)
-    th.start()
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    else:
-        pytest.fail("the server did not start")
-    yield url
-    srv.should_exit = True
-    th.join(timeout=10)
+    with running_server(create_app(engine)) as url:
+        yield url
     torch.set_num_threads(threads)
 
 

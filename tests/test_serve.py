@@ -6,9 +6,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import socket
-import threading
-import time
 from pathlib import Path
 
 import httpx
@@ -16,6 +13,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from conftest import running_server
 
 from aqaa.audio import load_audio
 from aqaa.engine import Engine
@@ -38,31 +36,11 @@ def engine(tiny_model_dir: Path) -> Engine:
     return Engine.load(tiny_model_dir)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(engine: Engine):
-    import uvicorn
-
-    port = _free_port()
     app = create_app(engine, ServeConfig(max_upload_bytes=2_000_000, max_queue=4, timeout=60))
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    th = threading.Thread(target=srv.run, daemon=True)
-    th.start()
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    yield url, app
-    srv.should_exit = True
-    th.join(timeout=10)
+    with running_server(app) as url:
+        yield url, app
 
 
 @pytest.fixture(scope="module")

@@ -248,7 +248,6 @@ class Engine:
         self.decoder = LeanDecoder(model, max_len=max_len, dtype=decode_dtype)
         self._cancel = threading.Event()
         self._lock = threading.Lock()
-        self._text_mask = torch.from_numpy(vocab.masks()["text"])
 
     @classmethod
     def load(
