@@ -116,6 +116,26 @@ def test_glide_rises_and_female_variant_is_higher(bank: VoiceBank) -> None:
     assert female > male * 1.5
 
 
+def _pyin_f0(x: np.ndarray, sr: int = SR) -> float:
+    import librosa
+
+    f0, _, _ = librosa.pyin(x, fmin=50.0, fmax=500.0, sr=sr)
+    return float(np.nanmedian(f0))
+
+
+def test_assistant_f0_agrees_with_pyin_and_styles_move_it(bank: VoiceBank) -> None:
+    """The low piper voice: WORLD dio read it an octave high (~171 Hz against pyin's ~91 Hz)."""
+    neutral = bank.render(TEXT, ASSISTANT_VOICE, sample_rate=SR)
+    ref = _pyin_f0(neutral)
+    assert 70.0 < ref < 130.0
+    assert median_f0(neutral, SR) == pytest.approx(ref, rel=0.25)
+    # A -4 semitone edit must come out lower than the neutral voice, measured independently.
+    low = bank.render(TEXT, ASSISTANT_VOICE, Prosody(pitch=-4.0), sample_rate=SR)
+    high = bank.render(TEXT, ASSISTANT_VOICE, Prosody(pitch=4.0), sample_rate=SR)
+    assert 12 * np.log2(_pyin_f0(low) / ref) == pytest.approx(-4.0, abs=1.5)
+    assert 12 * np.log2(_pyin_f0(high) / ref) == pytest.approx(4.0, abs=1.5)
+
+
 def test_style_presets() -> None:
     assert set(EMOTION_STYLES) == {"happy", "sad", "angry", "calm", "excited"}
     assert set(PERSONA_STYLES) == {"robot", "child", "giant"}
