@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import shutil
-import socket
-import threading
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -37,30 +32,8 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     return root
 
 
-@contextlib.contextmanager
-def running_server(app) -> Iterator[str]:
-    """Serve `app` with uvicorn on a free loopback port in a thread; yields the base URL."""
-    import httpx
-    import uvicorn
+def running_server(app):
+    """Serve `app` on a free loopback port in a thread (the load test's helper)."""
+    from aqaa.serve.loadtest import loopback_server
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    th = threading.Thread(target=srv.run, daemon=True)
-    th.start()
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    else:
-        pytest.fail("the server did not start")
-    try:
-        yield url
-    finally:
-        srv.should_exit = True
-        th.join(timeout=10)
+    return loopback_server(app)

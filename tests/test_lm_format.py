@@ -357,3 +357,20 @@ def test_logits_processor_with_hf_generate_and_lean_decoder(vocab: Vocab) -> Non
     lean = generate(LeanDecoder(model, max_len=512), prompt, g, "speech", max_new_tokens=60)
     assert lean.ids == out[: len(lean.ids)]
     assert len(lean.ids) == len(out)
+
+
+def test_generated_qa_is_typed_fresh_and_deterministic(
+    items: list[TokenItem], vocab: Vocab
+) -> None:
+    from aqaa.lm.data import TEXT_QA_CATEGORIES, Mixture, PretrainSource
+
+    only = Mixture(**{t: 0.0 for t in ("continuation", "asr", "tts", "interleaved", "text_qa")})
+    src = PretrainSource(items, vocab, FormatConfig(), 512, mixture=only)
+    a, b = src.example(seed=5, index=7), src.example(seed=5, index=7)
+    assert a.task == "generated_qa" and a.ids == b.ids
+    assert not any(k == KIND_AUDIO for k in a.kinds)  # typed question, text answer
+    corpus_texts = {t.human_text for it in items for t in it.turns}
+    questions = {vocab.decode(src.example(seed=5, index=i).ids) for i in range(40)}
+    # Drawn from the generators, not the corpus: most prompts are not in the 40-item corpus.
+    assert sum(any(q in text for q in corpus_texts) for text in questions) < 20
+    assert "voice_understanding" not in TEXT_QA_CATEGORIES

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import time
 from pathlib import Path
 
 import httpx
@@ -203,3 +204,42 @@ def test_realtime_websocket_vad_turn_and_explicit_end(engine: Engine) -> None:
             assert m["type"] != "error", m
         ws.send_text("not json")
         assert ws.receive_json()["type"] == "error"
+
+
+def test_bounded_load_test_loses_nothing(engine: Engine) -> None:
+    """Clients outnumber the queue: some get 429 and retry; every request ends in one outcome and
+    the server's counters add up to what was sent."""
+    from aqaa.serve.loadtest import ANSWERED, REJECTED, LoadConfig, loopback_server, run_load
+
+    app = create_app(engine, ServeConfig(max_queue=1, timeout=60))
+    cfg = LoadConfig(clients=4, seconds=4.0, max_tokens=60, backoff=0.2, request_timeout=60)
+    with loopback_server(app) as url:
+        result = run_load(url, QUESTION.read_bytes(), cfg, progress=False)
+    s = result.summary()
+    assert s["sent"] == len(result.records) > 0
+    assert s["answered"] > 0 and s["rejected_429"] > 0
+    assert s["errors"] == 0 and s["hung"] == 0 and s["lost"] == 0
+    assert {r.outcome for r in result.records} <= {ANSWERED, REJECTED}
+    assert any(r.stream for r in result.records) and any(not r.stream for r in result.records)
+    assert all(
+        r.first_audio is not None for r in result.records if r.stream and r.outcome == ANSWERED
+    )
+    assert s["latency_p50"] <= s["latency_p90"] <= s["latency_max"]
+    assert len(result.rss) >= 3 and s["rss_peak_mb"] >= s["rss_start_mb"] > 0
+
+
+def test_load_test_counts_a_hung_request(engine: Engine) -> None:
+    from aqaa.serve.loadtest import HUNG, LoadConfig, loopback_server, run_load
+
+    app = create_app(engine, ServeConfig(max_queue=50, timeout=60))
+    cfg = LoadConfig(clients=1, seconds=0.5, max_tokens=1000, request_timeout=0.05)
+    with loopback_server(app) as url:
+        result = run_load(url, QUESTION.read_bytes(), cfg, progress=False)
+        # Abandoned requests were cancelled on disconnect: the engine is free again at once.
+        for _ in range(50):
+            if httpx.get(f"{url}/health").json()["queue"] == 0:
+                break
+            time.sleep(0.1)
+        assert httpx.get(f"{url}/health").json()["queue"] == 0
+    assert result.records and all(r.outcome == HUNG for r in result.records)
+    assert "no answer within" in result.records[0].detail

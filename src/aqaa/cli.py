@@ -49,6 +49,7 @@ app.command("serve")(serve_cli.serve)
 bench_app = typer.Typer(help="Measure speed on this machine.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
 bench_app.command("latency")(engine_cli.bench_latency)
+bench_app.command("load")(serve_cli.bench_load)
 console = Console()
 
 

@@ -93,7 +93,7 @@ def _f0(x64: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
     """
     import librosa
 
-    hop = int(round(sample_rate * 0.010))
+    hop = round(sample_rate * 0.010)
     frame = 1 << int(np.ceil(np.log2(sample_rate * 0.064)))
     f, voiced, _ = librosa.pyin(
         x64.astype(np.float32),

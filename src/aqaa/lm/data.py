@@ -24,8 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from aqaa.data.schema import Sentence, parse_tagged, tag_sentence
+from aqaa.data.schema import CATEGORIES, Sentence, parse_tagged, tag_sentence
 from aqaa.data.styles import STYLES
+from aqaa.data.tasks import generate
 from aqaa.lm.format import (
     KIND_AUDIO,
     KIND_CONTEXT,
@@ -43,7 +44,9 @@ from aqaa.lm.format import (
 from aqaa.lm.vocab import EOT_ID, Vocab
 
 SPLITS = ("train", "valid", "test")
-PRETRAIN_TASKS = ("continuation", "asr", "tts", "interleaved", "text_qa")
+PRETRAIN_TASKS = ("continuation", "asr", "tts", "interleaved", "text_qa", "generated_qa")
+#: Categories whose answer follows from the words alone (typed QA makes sense for them).
+TEXT_QA_CATEGORIES = tuple(c for c in CATEGORIES if c != "voice_understanding")
 
 
 @dataclass
@@ -136,6 +139,7 @@ class Mixture:
     tts: float = 1.0
     interleaved: float = 1.0
     text_qa: float = 0.5
+    generated_qa: float = 1.0
 
     def weights(self) -> list[float]:
         w = [getattr(self, t) for t in PRETRAIN_TASKS]
@@ -195,6 +199,9 @@ class PretrainSource(ExampleSource):
     ) -> None:
         super().__init__(items, vocab, fmt, max_len)
         self.mixture = mixture or Mixture()
+        self.typed_items = [it for it in self.items if it.category in TEXT_QA_CATEGORIES]
+        if not self.typed_items:
+            self.typed_items = self.items
 
     def draw(self, rng: random.Random) -> Example | None:
         task = rng.choices(PRETRAIN_TASKS, weights=self.mixture.weights())[0]
@@ -216,11 +223,14 @@ class PretrainSource(ExampleSource):
             mode: Mode = "audio" if task == "tts" else "speech"
             system = f.system_tts if task == "tts" else f.system_interleaved
             return build_example(v, [turn], mode, f, system=system, task=task)
-        if task == "text_qa":
-            item = rng.choice(self.items)
-            turns = [
-                ChatTurn(human_text=t.human_text, answer_text=t.answer_text) for t in item.turns
-            ]
+        if task in ("text_qa", "generated_qa"):
+            if task == "text_qa":
+                item = rng.choice(self.typed_items)
+                pairs = [(t.human_text, t.answer_text) for t in item.turns]
+            else:
+                gen = generate(rng.choice(TEXT_QA_CATEGORIES), rng, "train")
+                pairs = [(t.human_text, t.answer_text) for t in gen.turns]
+            turns = [ChatTurn(human_text=q, answer_text=a) for q, a in pairs]
             k = rng.randrange(len(turns))
             return build_example(v, turns[: k + 1], "text", f, task=task)
         raise ValueError(f"unknown pretraining task {task!r}")

@@ -14,6 +14,7 @@ answer is cancelled), a bounded queue (429). Errors are JSON `{"error": {"messag
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import json
@@ -72,6 +73,13 @@ def _error_response(e: BaseException) -> tuple[int, dict]:
         return 504, error_body(str(e), "timeout_error", code="timeout")
     log.error("internal error", exc_info=e)
     return 500, error_body("internal server error", "server_error")
+
+
+async def _cancel_on_disconnect(request: Request, job: Any, every: float = 0.25) -> None:
+    """Cancel `job` when the client disconnects, so an abandoned request frees the engine."""
+    while not await request.is_disconnected():
+        await asyncio.sleep(every)
+    job.cancel()
 
 
 def answer_job(req: ChatRequest, max_seconds: float) -> Any:
@@ -165,13 +173,18 @@ def create_app(engine: Any, config: ServeConfig | None = None) -> FastAPI:
                 headers={"Cache-Control": "no-cache"},
             )  # fmt: skip
         answer = None
+        watcher = asyncio.create_task(_cancel_on_disconnect(request, job))
         try:
             async for ev in job.events(cfg.timeout):
                 if isinstance(ev, Finished):
                     answer = ev.answer
         except Exception as e:
             return fail(ep, e)
-        assert answer is not None
+        finally:
+            watcher.cancel()
+        if answer is None:  # the client went away and the job was cancelled
+            metrics.request(ep, 499)
+            return JSONResponse(error_body("client closed the request", "cancelled"), 499)
         _observe(answer)
         memory.put(audio_id, answer.text)
         b64 = None
