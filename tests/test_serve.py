@@ -23,6 +23,7 @@ from aqaa.serve.app import ServeConfig, create_app
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 QUESTION = EXAMPLES / "question.wav"
 QUESTION_B64 = base64.b64encode(QUESTION.read_bytes()).decode()
+TRUNCATED_B64 = base64.b64encode(QUESTION.read_bytes()[:1000]).decode()
 JUNK = base64.b64encode(b"RIFF junk" * 50).decode()
 
 
@@ -135,17 +136,40 @@ def test_models_health_metrics(server) -> None:
             400,
             "audio.format",
         ),
+        (
+            json.dumps({"messages": [audio_message(TRUNCATED_B64)]}).encode(),
+            400,
+            "too short",
+        ),
         (b"x" * 2_100_000, 413, "larger than"),
+        (json.dumps({"messages": [audio_message()]}).encode(), 415, "content-type"),
     ],
+    ids=["json", "empty", "text", "b64", "junk", "format", "truncated", "huge", "ctype"],
 )
 def test_bad_requests_get_clear_json_errors(server, body: bytes, status: int, needle: str) -> None:
     url, _ = server
+    ctype = "text/plain" if status == 415 else "application/json"
     r = httpx.post(f"{url}/v1/chat/completions", content=body,
-                   headers={"content-type": "application/json"}, timeout=30)  # fmt: skip
+                   headers={"content-type": ctype}, timeout=30)  # fmt: skip
     assert r.status_code == status, r.text
     err = r.json()["error"]
     assert needle in err["message"].lower()
     assert "traceback" not in r.text.lower()
+    assert httpx.get(f"{url}/health").json()["status"] == "ok"  # and the server keeps serving
+
+
+def test_ten_minutes_of_audio_is_refused(engine: Engine) -> None:
+    buf = io.BytesIO()
+    sf.write(buf, np.zeros(600 * 16000, np.int16), 16000, format="WAV", subtype="PCM_16")
+    body = {"messages": [audio_message(base64.b64encode(buf.getvalue()).decode())]}
+    app = create_app(engine, ServeConfig(max_upload_bytes=64 * 2**20, max_audio_seconds=30))
+    with running_server(app) as url:
+        r = httpx.post(f"{url}/v1/chat/completions", json=body, timeout=60)
+        assert r.status_code == 400, r.text
+        assert "too long" in r.json()["error"]["message"]
+        ok = httpx.post(f"{url}/v1/chat/completions", timeout=60,
+                        json={"messages": [audio_message()], "max_tokens": 30})  # fmt: skip
+        assert ok.status_code == 200
 
 
 def test_silent_audio_is_a_400(server) -> None:

@@ -152,6 +152,12 @@ def create_app(engine: Any, config: ServeConfig | None = None) -> FastAPI:
             metrics.request(ep, 413)
             return JSONResponse(error_body(f"request larger than {cfg.max_upload_bytes} bytes",
                                            "invalid_request_error", code="too_large"), 413)  # fmt: skip
+        ctype = request.headers.get("content-type", "application/json")
+        if ctype.split(";")[0].strip().lower() != "application/json":
+            metrics.request(ep, 415)
+            return JSONResponse(error_body(f"content-type must be application/json, not {ctype!r}",
+                                           "invalid_request_error", code="unsupported_media_type"),
+                                415)  # fmt: skip
         raw = await request.body()
         if len(raw) > cfg.max_upload_bytes:
             metrics.request(ep, 413)
