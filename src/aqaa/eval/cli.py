@@ -170,3 +170,33 @@ def register(app: typer.Typer) -> None:
     app.command("run")(run)
     app.command("compare")(compare)
     app.command("make-suite")(make_suite)
+    app.command("vocoder")(eval_vocoder)
+
+
+def eval_vocoder(
+    data: Annotated[Path, typer.Option(help="Corpus with a token shard (aqaa data tokenize).")],
+    vocoder: Annotated[Path | None, typer.Option(help="Vocoder dir (default: shipped).")] = None,
+    split: Annotated[str, typer.Option(help="Token shard to draw clips from.")] = "test",
+    n: Annotated[int, typer.Option("-n", help="Clips (every style at least once).")] = 40,
+    out: Annotated[Path | None, typer.Option(help="Write vocoder_eval.json here.")] = None,
+) -> None:
+    """Vocoder quality on held-out assistant clips: Whisper WER, DNSMOS, chunk seams, style kept."""
+    from aqaa.eval.vocoder import evaluate_vocoder, write_report
+
+    if not (data / "tokens" / f"{split}.jsonl").is_file():
+        raise _fail(f"no token shard {data}/tokens/{split}.jsonl: run `aqaa data tokenize {data}`")
+    try:
+        result = evaluate_vocoder(data, vocoder, split, n)
+    except (FileNotFoundError, ValueError) as e:
+        raise _fail(str(e)) from None
+    table = Table("measure", "value", title="aqaa vocoder (tokens → speech, held-out clips)")
+    for k, v in result["summary"].items():
+        table.add_row(k, "-" if v is None else str(v))
+    console.print(table)
+    for style, s in sorted(result["style"].get("per_style", {}).items()):
+        r = s.get("retained")
+        console.print(f"  {style:10s} pairs {s['pairs']:2d}  retained "
+                      f"{'-' if r is None else f'{r:.2f}'}  {s['ratios']}", highlight=False)  # fmt: skip
+    if out:
+        write_report(result, out)
+        console.print(f"wrote {out / 'vocoder_eval.json'}")

@@ -1,0 +1,54 @@
+"""`aqaa eval vocoder` metrics on constructed values (no model, no Whisper)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from aqaa.eval.vocoder import ClipResult, _jumps, style_retention, summarize
+
+
+def clip(
+    style: str, src: dict, res: dict, wer_res: float = 0.0, text: str = "a b c d"
+) -> ClipResult:
+    return ClipResult("x", style, text, 1.0, text, text, 0.0, wer_res, 3.5, 3.0,
+                      0.1, 0.01, 0.05, 0.02, src, res)  # fmt: skip
+
+
+def ac(f0: float | None, rate: float, rms: float, voicing: float = 0.9) -> dict:
+    return {"duration_s": 1.0, "speech_s": 1.0, "rms_db": rms, "f0_hz": f0, "f0_spread_st": 2.0,
+            "f0_rise_st": 0.0, "voicing": voicing, "words": 4, "rate_wps": rate}  # fmt: skip
+
+
+def test_style_retention_counts_direction_and_size() -> None:
+    up4 = 100.0 * 2 ** (4 / 12)
+    results = [
+        clip("neutral", ac(100.0, 3.0, -26.0), ac(120.0, 3.0, -24.0)),
+        # +4 st in the source; the resynthesis moves +3.2 st (80%) from its own baseline: kept.
+        clip("high", ac(up4, 3.0, -26.0), ac(120.0 * 2 ** (3.2 / 12), 3.0, -24.0)),
+        # Louder by 6 dB in the source, but quieter in the resynthesis: lost.
+        clip("loud", ac(100.0, 3.0, -20.0), ac(120.0, 3.0, -25.0)),
+        clip("whisper", ac(None, 3.0, -30.0, 0.05), ac(120.0, 3.0, -30.0, 0.8)),
+    ]
+    s = style_retention(results)
+    assert s["per_style"]["high"]["ratios"]["f0_st"] == [pytest.approx(0.8, abs=1e-3)]
+    assert s["per_style"]["high"]["retained"] == 1.0
+    assert s["per_style"]["loud"]["retained"] == 0.0
+    assert s["per_style"]["whisper"]["retained"] == 0.0  # voiced resynthesis of a whisper
+    assert s["pairs"] == 3 and s["retained"] == pytest.approx(1 / 3)
+
+
+def test_seam_jump_finds_a_click_at_a_boundary() -> None:
+    t = np.arange(24000) / 24000
+    x = 0.3 * np.sin(2 * np.pi * 150 * t)
+    seam, med, p99 = _jumps(x, [12000])
+    assert seam / p99 < 1.1  # a smooth boundary is an ordinary sample step
+    x[12000:] += 0.5  # a DC step: a click
+    seam, med, p99 = _jumps(x, [12000])
+    assert seam > 0.45 and seam / med > 20
+
+
+def test_summary_pools_wer_over_words() -> None:
+    r = [clip("neutral", ac(100, 3, -26), ac(100, 3, -26), 1.0, "one"),
+         clip("neutral", ac(100, 3, -26), ac(100, 3, -26), 0.0, "one two three")]  # fmt: skip
+    assert summarize(r)["summary"]["wer_resynth"] == pytest.approx(0.25)
