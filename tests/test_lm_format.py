@@ -374,3 +374,25 @@ def test_generated_qa_is_typed_fresh_and_deterministic(
     # Drawn from the generators, not the corpus: most prompts are not in the 40-item corpus.
     assert sum(any(q in text for q in corpus_texts) for text in questions) < 20
     assert "voice_understanding" not in TEXT_QA_CATEGORIES
+
+
+def test_mixture_option_and_several_corpora(tmp_path) -> None:
+    import json as _json
+
+    from aqaa.lm.data import iter_records
+    from aqaa.train.cli import _UserError, parse_mixture
+
+    m = parse_mixture("asr=3, continuation=0.25")
+    assert (m.asr, m.continuation, m.tts) == (3.0, 0.25, 1.0)
+    for bad in ("asr", "speech=1", "asr=x", "asr=0,continuation=0,tts=0,interleaved=0,"
+                "text_qa=0,generated_qa=0"):  # fmt: skip
+        with pytest.raises((_UserError, ValueError)):
+            parse_mixture(bad)
+    for name, n in (("a", 2), ("b", 3)):
+        (tmp_path / name / "tokens").mkdir(parents=True)
+        lines = [_json.dumps({"id": f"{name}{i}"}) for i in range(n)]
+        (tmp_path / name / "tokens" / "train.jsonl").write_text("\n".join(lines) + "\n")
+    both = f"{tmp_path / 'a'},{tmp_path / 'b'}"
+    assert [r["id"] for r in iter_records(both, "train")] == ["a0", "a1", "b0", "b1", "b2"]
+    with pytest.raises(FileNotFoundError, match="no token shard"):
+        list(iter_records(f"{tmp_path / 'a'},{tmp_path / 'missing'}", "train"))

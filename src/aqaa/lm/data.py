@@ -105,15 +105,22 @@ def shard_path(corpus: str | Path, split: str) -> Path:
     return Path(corpus) / "tokens" / f"{split}.jsonl"
 
 
+def corpora(corpus: str | Path) -> list[Path]:
+    """The corpus directories of a `--data` value: one path, or several joined by commas."""
+    return [Path(c) for c in str(corpus).split(",") if c]
+
+
 def iter_records(corpus: str | Path, split: str) -> Iterator[dict]:
-    """Raw JSON records of a token shard."""
-    path = shard_path(corpus, split)
-    if not path.exists():
-        raise FileNotFoundError(f"no token shard {path}: run `aqaa data tokenize` first")
-    with path.open() as f:
-        for line in f:
-            if line.strip():
-                yield json.loads(line)
+    """Raw JSON records of a token shard (of each corpus in turn, for `a,b`)."""
+    paths = [shard_path(c, split) for c in corpora(corpus)]
+    for path in paths:
+        if not path.exists():
+            raise FileNotFoundError(f"no token shard {path}: run `aqaa data tokenize` first")
+    for path in paths:
+        with path.open() as f:
+            for line in f:
+                if line.strip():
+                    yield json.loads(line)
 
 
 def load_items(corpus: str | Path, split: str, limit: int | None = None) -> list[TokenItem]:

@@ -60,6 +60,29 @@ def _loop_overrides(loop: Any, **kw: Any) -> None:
     loop.__post_init__()
 
 
+def parse_mixture(text: str) -> Any:
+    """`asr=3,continuation=0.25` → a `Mixture` with those weights (others at their defaults)."""
+    import dataclasses
+
+    from aqaa.lm.data import PRETRAIN_TASKS, Mixture
+
+    weights: dict[str, float] = {}
+    for part in text.split(","):
+        name, sep, value = part.partition("=")
+        name = name.strip()
+        if not sep or name not in PRETRAIN_TASKS:
+            raise _UserError(
+                f"--mixture wants task=weight with tasks {', '.join(PRETRAIN_TASKS)}; got {part!r}"
+            )
+        try:
+            weights[name] = float(value)
+        except ValueError:
+            raise _UserError(f"--mixture weight of {name} is not a number: {value!r}") from None
+    mix = dataclasses.replace(Mixture(), **weights)
+    mix.weights()  # raises ValueError for negative or all-zero weights
+    return mix
+
+
 def _resolve(
     cls: type, stage: str, run: Path, fresh: Any, resume: bool, max_steps: int | None
 ) -> Any:
@@ -112,9 +135,15 @@ def pretrain(
     log_every: LogEvery = None,
     text_vocab: Annotated[int, typer.Option(help="Text vocabulary size (BPE).")] = 2048,
     max_len: Annotated[int, typer.Option(help="Longest training sequence.")] = 768,
+    mixture: Annotated[
+        str | None,
+        typer.Option(help="Task weights, e.g. asr=3,continuation=0.25 (others keep defaults)."),
+    ] = None,
     progress: Progress = True,
 ) -> None:
-    """Pretrain on the task mixture (audio continuation, ASR, TTS, interleaved, text QA)."""
+    """Pretrain on the task mixture (audio continuation, ASR, TTS, interleaved, text QA).
+
+    `--data a,b` trains on several corpora at once (their token shards are concatenated)."""
     from aqaa.lm.model import PRESETS
     from aqaa.train.pretrain import PretrainConfig, run_pretrain
 
@@ -127,6 +156,8 @@ def pretrain(
         )  # fmt: skip
         cfg.loop.seed = seed
         cfg.loop.bf16 = bf16
+        if mixture:
+            cfg.mixture = parse_mixture(mixture)
         _loop_overrides(cfg.loop, max_steps=max_steps, batch_size=batch_size,
                         micro_batch=micro_batch, lr=lr, ckpt_every=ckpt_every,
                         threads=threads, log_every=log_every)  # fmt: skip
