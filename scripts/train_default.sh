@@ -1,22 +1,33 @@
 #!/usr/bin/env bash
 # The recipe of the shipped default model, as run on a 2-core CPU (see TRAINING.md for timings).
-# Stages run in the background where they can overlap; every stage resumes with --resume.
-#   bash scripts/train_default.sh [CORPUS] [RUNS]
+# Every stage resumes with --resume after a kill.
+#   bash scripts/train_default.sh [CORPORA_DIR] [RUNS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-C=${1:-corpus/c2}
+D=${1:-corpus}
 R=${2:-runs}
-aqaa data build --out "$C" --hours 6 --seed 1 --workers 2         # 5.2 h of audio, ~15 min
-aqaa data tokenize "$C"                                           # shipped tokenizer, ~40 s
-# vocoder: the two stages are independent (stage 2 trains on ground-truth mels): run both at once
-aqaa train vocoder --data "$C" --out "$R/voc_flow" --flow-steps 8000 --mel-steps 0 --threads 1 &
-aqaa train vocoder --data "$C" --out "$R/voc_mel" --flow-steps 0 --mel-steps 6000 --gan-start 1500 --threads 1 &
-# LM: pretrain → SFT-1 → SFT-2 → DPO → merge 5:5:1
-aqaa train pretrain --data "$C" --out "$R/lm1" --preset base --max-steps 800 --threads 1
-aqaa train sft --stage 1 --data "$C" --out "$R/lm1" --max-steps 600 --threads 1
-aqaa train sft --stage 2 --data "$C" --out "$R/lm1" --max-steps 150 --threads 1
-aqaa train dpo --data "$C" --out "$R/lm1" --max-steps 100 --threads 1
+# Corpora: c2 (seed 1, its WORLD-styled clips mis-pitched: used for content only) and c3 (seed 2,
+# pyin F0: clean styles). ~15 + ~25 min with 2 workers; tokenizing each ~1 min.
+aqaa data build --out "$D/c2" --hours 6 --seed 1 --workers 2
+aqaa data build --out "$D/c3" --hours 7 --seed 2 --workers 2
+aqaa data tokenize "$D/c2"
+aqaa data tokenize "$D/c3"
+# Vocoder voc1 (on c2): the two stages are independent, run both at once, then join.
+aqaa train vocoder --data "$D/c2" --out "$R/voc_flow" --flow-steps 8000 --mel-steps 0 --threads 1 &
+aqaa train vocoder --data "$D/c2" --out "$R/voc_mel" --flow-steps 0 --mel-steps 6000 --gan-start 1500 --threads 1 &
+# LM lm1 (base preset): pretrain → SFT-1 → SFT-2 → DPO → merge 5:5:1 on c2, one thread.
+aqaa train pretrain --data "$D/c2" --out "$R/lm1" --preset base --max-steps 800 --threads 1
+aqaa train sft --stage 1 --data "$D/c2" --out "$R/lm1" --max-steps 300 --threads 1
+aqaa train sft --stage 2 --data "$D/c2" --out "$R/lm1" --max-steps 80 --threads 1
+aqaa train dpo --data "$D/c2" --out "$R/lm1" --max-steps 50 --threads 1
 aqaa train merge --out "$R/lm1"
 wait
 aqaa train vocoder-join --flow "$R/voc_flow/vocoder" --mel "$R/voc_mel/vocoder" --out "$R/voc_joined"
-aqaa train ship --lm "$R/lm1/merged" --vocoder "$R/voc_joined"
+# LM lm2: continue lm1 with an ASR-heavy mixture on both corpora, SFT-1 on both, SFT-2/DPO on c3.
+aqaa train pretrain --data "$D/c2,$D/c3" --out "$R/lm2" --init "$R/lm1/merged" --max-steps 1600 \
+  --threads 2 --mixture "asr=3,continuation=0.25,text_qa=0.25,generated_qa=0.5"
+aqaa train sft --stage 1 --data "$D/c2,$D/c3" --out "$R/lm2" --max-steps 700 --threads 2
+aqaa train sft --stage 2 --data "$D/c3" --out "$R/lm2" --max-steps 150 --threads 2
+aqaa train dpo --data "$D/c3" --out "$R/lm2" --max-steps 60 --threads 2
+aqaa train merge --out "$R/lm2"
+aqaa train ship --lm "$R/lm2/merged" --vocoder "$R/voc_joined"

@@ -21,7 +21,9 @@ train_app = typer.Typer(
 )
 console = Console()
 
-Data = Annotated[Path, typer.Option(help="Corpus directory with tokens/{train,valid}.jsonl.")]
+Data = Annotated[
+    Path, typer.Option(help="Corpus directory with tokens/{train,valid}.jsonl (or several: a,b).")
+]
 Out = Annotated[Path, typer.Option(help="Run directory; this stage writes a subdirectory.")]
 Preset = Annotated[str, typer.Option(help="Model preset: tiny or base.")]
 Resume = Annotated[bool, typer.Option(help="Continue from the stage's latest checkpoint.")]
