@@ -396,3 +396,28 @@ def test_mixture_option_and_several_corpora(tmp_path) -> None:
     assert [r["id"] for r in iter_records(both, "train")] == ["a0", "a1", "b0", "b1", "b2"]
     with pytest.raises(FileNotFoundError, match="no token shard"):
         list(iter_records(f"{tmp_path / 'a'},{tmp_path / 'missing'}", "train"))
+
+
+def test_audio_embedding_init_keeps_tokenizer_geometry(vocab: Vocab) -> None:
+    from aqaa.lm.audio_init import audio_code_vectors, init_audio_embeddings
+    from aqaa.lm.model import build_model
+
+    model = build_model("tiny", vocab.size, seed=0)
+    emb = model.get_input_embeddings().weight
+    text_before = emb[: vocab.audio_base].detach().clone()
+    std_before = emb[vocab.audio_base :].detach().std()
+    codes = audio_code_vectors()
+    idx = torch.arange(0, 1024, 8)  # linguistic codes: centroid distances vs embedding distances
+
+    def dist_corr() -> float:
+        a = torch.pdist(codes[idx])
+        b = torch.pdist(emb[vocab.audio_base + idx].detach().float())
+        return float(torch.corrcoef(torch.stack([a, b]))[0, 1])
+
+    assert abs(dist_corr()) < 0.2  # a random init knows nothing of the codes
+    init_audio_embeddings(model, vocab.audio_base, structured=0.8)
+    assert dist_corr() > 0.5
+    assert torch.equal(emb[: vocab.audio_base], text_before)  # text rows untouched
+    assert float(emb[vocab.audio_base :].detach().std()) == pytest.approx(float(std_before), rel=0.1)
+    with pytest.raises(ValueError, match="structured"):
+        init_audio_embeddings(model, vocab.audio_base, structured=1.5)

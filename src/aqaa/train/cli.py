@@ -141,6 +141,9 @@ def pretrain(
         str | None,
         typer.Option(help="Task weights, e.g. asr=3,continuation=0.25 (others keep defaults)."),
     ] = None,
+    audio_init: Annotated[
+        bool, typer.Option(help="Fresh audio embeddings from the tokenizer's code geometry.")
+    ] = False,
     progress: Progress = True,
 ) -> None:
     """Pretrain on the task mixture (audio continuation, ASR, TTS, interleaved, text QA).
@@ -154,7 +157,7 @@ def pretrain(
     try:
         cfg = PretrainConfig(
             data=str(data), out=str(out), preset=preset, init=str(init) if init else None,
-            text_vocab_size=text_vocab, max_len=max_len,
+            text_vocab_size=text_vocab, max_len=max_len, audio_init=audio_init,
         )  # fmt: skip
         cfg.loop.seed = seed
         cfg.loop.bf16 = bf16

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from aqaa.lm.audio_init import init_audio_embeddings
 from aqaa.lm.data import Mixture, PretrainSource, iter_records, load_items
 from aqaa.lm.format import FormatConfig
 from aqaa.lm.model import build_model, load_checkpoint
@@ -37,6 +38,9 @@ class PretrainConfig:
     #: Start from this checkpoint (weights and tokenizer) instead of random weights.
     init: str | None = None
     text_vocab_size: int = DEFAULT_TEXT_VOCAB
+    #: A fresh model's audio embeddings start from the tokenizer's code geometry
+    #: (`aqaa.lm.audio_init`); ignored with `init` or on resume.
+    audio_init: bool = False
     max_len: int = 768
     text_loss_weight: float = 1.0
     audio_loss_weight: float = 1.0
@@ -74,6 +78,8 @@ def run_pretrain(
         d.barrier()
         vocab = Vocab.load(tok_dir)
         model = build_model(cfg.preset, vocab.size, seed=cfg.loop.seed)
+        if cfg.audio_init:
+            init_audio_embeddings(model, vocab.audio_base, seed=cfg.loop.seed)
     train_items = load_items(cfg.data, "train")
     try:
         valid_items = load_items(cfg.data, "valid")
