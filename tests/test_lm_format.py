@@ -418,6 +418,8 @@ def test_audio_embedding_init_keeps_tokenizer_geometry(vocab: Vocab) -> None:
     init_audio_embeddings(model, vocab.audio_base, structured=0.8)
     assert dist_corr() > 0.5
     assert torch.equal(emb[: vocab.audio_base], text_before)  # text rows untouched
-    assert float(emb[vocab.audio_base :].detach().std()) == pytest.approx(float(std_before), rel=0.1)
+    assert float(emb[vocab.audio_base :].detach().std()) == pytest.approx(
+        float(std_before), rel=0.1
+    )
     with pytest.raises(ValueError, match="structured"):
         init_audio_embeddings(model, vocab.audio_base, structured=1.5)

@@ -267,3 +267,43 @@ def test_load_test_counts_a_hung_request(engine: Engine) -> None:
         assert httpx.get(f"{url}/health").json()["queue"] == 0
     assert result.records and all(r.outcome == HUNG for r in result.records)
     assert "no answer within" in result.records[0].detail
+
+
+def test_shutdown_stops_and_waits_for_the_running_answer() -> None:
+    """A cancel that lands while the engine resets its flag is not lost, and `shutdown` returns
+    only when the engine is idle (an engine shared by two apps never runs two answers)."""
+    import asyncio
+    import threading
+
+    from aqaa.serve.worker import EngineWorker
+
+    class SlowEngine:
+        def __init__(self) -> None:
+            self._cancel = threading.Event()
+            self.tokens = 0
+            self.finished = threading.Event()
+
+        def cancel(self) -> None:
+            self._cancel.set()
+
+    def answer(engine: SlowEngine, emit) -> None:
+        time.sleep(0.2)
+        engine._cancel.clear()  # as `Engine.listen` does, after the job was cancelled
+        while not engine._cancel.is_set() and engine.tokens < 1000:
+            engine.tokens += 1
+            emit(engine.tokens)
+            time.sleep(0.01)
+        engine.finished.set()
+
+    async def main() -> SlowEngine:
+        eng = SlowEngine()
+        worker = EngineWorker(eng)
+        job = worker.submit(answer)
+        await asyncio.sleep(0.05)
+        job.cancel()
+        await asyncio.to_thread(worker.shutdown)
+        assert eng.finished.is_set()
+        return eng
+
+    eng = asyncio.run(main())
+    assert eng.tokens < 5

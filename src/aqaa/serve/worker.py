@@ -40,6 +40,8 @@ class Job:
         self.running = False
 
     def _emit(self, item: Any) -> None:
+        if self.cancelled.is_set():  # a cancel that raced the engine's own reset: assert it again
+            self.worker.engine.cancel()
         self.loop.call_soon_threadsafe(self.queue.put_nowait, item)
 
     def _run(self) -> None:
@@ -55,7 +57,7 @@ class Job:
             self._emit(e)
         finally:
             self.running = False
-            self.worker._release()
+            self.worker._release(self)
             self._emit(_DONE)
 
     def cancel(self) -> None:
@@ -91,6 +93,7 @@ class EngineWorker:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aqaa-engine")
         self._lock = threading.Lock()
         self.pending = 0
+        self._jobs: set[Job] = set()
 
     def submit(self, fn: Callable[[Any, Callable[[Any], None]], Any]) -> Job:
         """Queue `fn(engine, emit)`; raises `QueueFull` when the queue is full."""
@@ -99,12 +102,19 @@ class EngineWorker:
                 raise QueueFull(f"{self.pending} requests are already waiting; try again shortly")
             self.pending += 1
         job = Job(self, fn)
+        with self._lock:
+            self._jobs.add(job)
         self._pool.submit(job._run)
         return job
 
-    def _release(self) -> None:
+    def _release(self, job: Job) -> None:
         with self._lock:
             self.pending -= 1
+            self._jobs.discard(job)
 
     def shutdown(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        """Drop queued jobs, stop the running answer at its next token and wait for it, so the
+        engine is idle when this returns (it may be shared with another app, e.g. a restart)."""
+        for job in list(self._jobs):
+            job.cancel()
+        self._pool.shutdown(wait=True, cancel_futures=True)
