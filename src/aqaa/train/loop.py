@@ -378,7 +378,8 @@ def _train(
         lr = cfg.lr_at(step)
         for g in optimizer.param_groups:
             g["lr"] = lr
-        items = task.batch(step, cfg.batch_size)
+        # sorted by length (stable), so each micro-batch pads little; the sum is order-free
+        items = sorted(task.batch(step, cfg.batch_size), key=task.n_tokens)
         denom = sum(task.weight(x) for x in items)
         mine = items[d.rank :: d.world]
         micro = [mine[i : i + cfg.micro_batch] for i in range(0, len(mine), cfg.micro_batch)]
