@@ -6,6 +6,7 @@ unknown suite, a missing model, bad options) print one line and exit with code 2
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -171,6 +172,7 @@ def register(app: typer.Typer) -> None:
     app.command("compare")(compare)
     app.command("make-suite")(make_suite)
     app.command("vocoder")(eval_vocoder)
+    app.command("token-probe")(token_probe)
 
 
 def eval_vocoder(
@@ -200,3 +202,38 @@ def eval_vocoder(
     if out:
         write_report(result, out)
         console.print(f"wrote {out / 'vocoder_eval.json'}")
+
+
+def token_probe(
+    data: Annotated[Path, typer.Option(help="Corpus with token shards (aqaa data tokenize).")],
+    streams: Annotated[str, typer.Option(help="linguistic, semantic or both.")] = "linguistic",
+    epochs: Annotated[int, typer.Option(help="Training epochs over the train split.")] = 10,
+    threads: Annotated[int, typer.Option(help="Torch threads.")] = 2,
+    out: Annotated[Path | None, typer.Option(help="Write token_probe.json here.")] = None,
+) -> None:
+    """Phone error rate a small recogniser reaches from the audio tokens alone (what the LM sees)."""
+    from aqaa.eval.token_probe import ProbeConfig, run_probe
+
+    if streams not in ("linguistic", "semantic", "both"):
+        raise _fail(f"--streams must be linguistic, semantic or both, not {streams!r}")
+    if not (data / "tokens" / "train.jsonl").is_file():
+        raise _fail(f"no token shard {data}/tokens/train.jsonl: run `aqaa data tokenize {data}`")
+    cfg = ProbeConfig(streams=streams, epochs=epochs, threads=threads)  # type: ignore[arg-type]
+    try:
+        res = run_probe(
+            data, cfg, on_epoch=lambda e, loss: console.print(f"epoch {e}: CTC {loss:.3f}")
+        )
+    except (FileNotFoundError, ValueError) as e:
+        raise _fail(str(e)) from None
+    table = Table(
+        "split", "phone error rate", title=f"token probe ({streams}, {res.seconds:.0f} s)"
+    )
+    for k, v in res.per.items():
+        table.add_row(k, f"{v:.1%}")
+    console.print(table)
+    if out:
+        from dataclasses import asdict
+
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "token_probe.json").write_text(json.dumps(asdict(res), indent=2))
+        console.print(f"wrote {out / 'token_probe.json'}")
