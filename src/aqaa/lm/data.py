@@ -41,6 +41,7 @@ from aqaa.lm.format import (
     build_prompt,
     response,
 )
+from aqaa.lm.spelling import spell_targets
 from aqaa.lm.vocab import EOT_ID, Vocab
 
 SPLITS = ("train", "valid", "test")
@@ -223,7 +224,12 @@ class PretrainSource(ExampleSource):
         if task == "asr":
             text, codes = self._clip(rng)
             turn = ChatTurn(human_codes=codes, answer_text=text)
-            return build_example(v, [turn], "text", f, system=f.system_asr, task=task)
+            ex = build_example(v, [turn], "text", f, system=f.system_asr, task=task)
+            audio = [i for i, t in enumerate(ex.ids) if v.is_audio(t)]
+            if audio:  # the question's audio tokens are one contiguous block
+                ex.ctc_span = (audio[0], audio[-1] + 1)
+                ex.ctc_targets = spell_targets(text)
+            return ex
         if task in ("tts", "interleaved"):
             text, codes = self._clip(rng)
             turn = ChatTurn(human_text=text, answer_text=text, answer_clips=[codes])

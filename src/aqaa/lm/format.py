@@ -106,6 +106,10 @@ class Example:
     ids: list[int]
     kinds: list[int]
     task: str = ""
+    #: Spelling CTC (`aqaa.lm.spelling`): positions ``[start, end)`` of the question's audio
+    #: tokens and the transcript's character targets; unset for tasks without it.
+    ctc_span: tuple[int, int] | None = None
+    ctc_targets: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if len(self.ids) != len(self.kinds):

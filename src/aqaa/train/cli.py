@@ -144,6 +144,12 @@ def pretrain(
     audio_init: Annotated[
         bool, typer.Option(help="Fresh audio embeddings from the tokenizer's code geometry.")
     ] = False,
+    ctc_weight: Annotated[
+        float,
+        typer.Option(
+            help="Spelling CTC at the ASR question's audio tokens (0: off); see aqaa.lm.spelling."
+        ),
+    ] = 0.0,
     progress: Progress = True,
 ) -> None:
     """Pretrain on the task mixture (audio continuation, ASR, TTS, interleaved, text QA).
@@ -158,6 +164,7 @@ def pretrain(
         cfg = PretrainConfig(
             data=str(data), out=str(out), preset=preset, init=str(init) if init else None,
             text_vocab_size=text_vocab, max_len=max_len, audio_init=audio_init,
+            ctc_weight=ctc_weight,
         )  # fmt: skip
         cfg.loop.seed = seed
         cfg.loop.bf16 = bf16

@@ -17,6 +17,7 @@ from torch import nn
 
 from aqaa.lm.data import ExampleSource
 from aqaa.lm.format import KIND_AUDIO, KIND_CONTEXT, KIND_TEXT, Example
+from aqaa.lm.spelling import spell_columns, spelling_ctc
 from aqaa.lm.vocab import PAD_ID
 
 
@@ -44,11 +45,24 @@ class TargetLogprobs(nn.Module):
         super().__init__()
         self.lm = lm
 
-    def forward(self, ids: torch.Tensor, select: torch.Tensor) -> torch.Tensor:
-        """`ids` (B, L); `select` (B, L-1) bool over targets `ids[:, 1:]` → (N,) fp32 log-probs."""
+    def forward(
+        self,
+        ids: torch.Tensor,
+        select: torch.Tensor,
+        spelling: tuple[torch.Tensor, list, list] | None = None,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor, int]:
+        """`ids` (B, L); `select` (B, L-1) bool over targets `ids[:, 1:]` → (N,) fp32 log-probs.
+
+        With `spelling` = (columns, spans, targets) (`aqaa.lm.spelling`), also the summed
+        spelling-CTC loss at the spans' hidden states and its number of characters."""
         hidden = self.lm.model(input_ids=ids[:, :-1]).last_hidden_state
         logits = self.lm.lm_head(hidden[select]).float()
-        return -F.cross_entropy(logits, ids[:, 1:][select], reduction="none")
+        logp = -F.cross_entropy(logits, ids[:, 1:][select], reduction="none")
+        if spelling is None:
+            return logp
+        columns, spans, targets = spelling
+        ctc, n = spelling_ctc(hidden, self.lm.lm_head.weight, columns, spans, targets)
+        return logp, ctc, n
 
 
 def pad_batch(
@@ -76,8 +90,12 @@ class LMTask:
         eval_source: ExampleSource | None = None,
         eval_size: int = 0,
         device: torch.device | str = "cpu",
+        ctc_weight: float = 0.0,
     ) -> None:
         self.source = source
+        #: weight of the spelling CTC (`aqaa.lm.spelling`) on examples that carry a `ctc_span`
+        self.ctc_weight = ctc_weight
+        self._columns = torch.tensor(spell_columns(source.vocab)) if ctc_weight else None
         self.seed = seed
         self.text_weight = text_weight
         self.audio_weight = audio_weight
@@ -102,7 +120,13 @@ class LMTask:
         ids, kinds = pad_batch(items, self.device)
         tk = kinds[:, 1:]
         select = tk != KIND_CONTEXT
-        logp = module(ids, select)
+        spans = [x.ctc_span for x in items]
+        ctc = n_chars = None
+        if self._columns is not None and any(spans):
+            targets = [x.ctc_targets for x in items]
+            logp, ctc, n_chars = module(ids, select, (self._columns, spans, targets))
+        else:
+            logp = module(ids, select)
         k = tk[select]
         w = torch.where(k == KIND_TEXT, self.text_weight, self.audio_weight).to(logp.dtype)
         loss = -(logp * w).sum() / denom
@@ -114,6 +138,9 @@ class LMTask:
             "audio_nll": float(nll[is_a].sum()),
             "audio_n": float(is_a.sum()),
         }
+        if ctc is not None:
+            loss = loss + self.ctc_weight * ctc / denom
+            stats["ctc_nll"], stats["ctc_n"] = float(ctc.detach()), float(n_chars)
         return loss, stats
 
     def eval_items(self) -> list[Example]:
@@ -126,7 +153,7 @@ class LMTask:
         n = sums.get("text_n", 0.0) + sums.get("audio_n", 0.0)
         if n:
             out["loss"] = (sums["text_nll"] + sums["audio_nll"]) / n
-        for ch in ("text", "audio"):
+        for ch in ("text", "audio", "ctc"):
             if sums.get(f"{ch}_n"):
                 out[f"{ch}_loss"] = sums[f"{ch}_nll"] / sums[f"{ch}_n"]
         return out

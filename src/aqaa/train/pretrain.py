@@ -44,6 +44,8 @@ class PretrainConfig:
     max_len: int = 768
     text_loss_weight: float = 1.0
     audio_loss_weight: float = 1.0
+    #: Weight of the spelling CTC on ASR examples (`aqaa.lm.spelling`); 0 turns it off.
+    ctc_weight: float = 0.0
     eval_examples: int = 64
     mixture: Mixture = field(default_factory=Mixture)
     format: FormatConfig = field(default_factory=FormatConfig)
@@ -99,6 +101,7 @@ def run_pretrain(
         eval_src,
         cfg.eval_examples,
         d.device,
+        ctc_weight=cfg.ctc_weight,
     )
     return train(
         stage_dir=sdir,
