@@ -369,7 +369,9 @@ def train_tokenizer(cfg: TokenizerTrainConfig, resume: bool = False, progress: b
             rec |= {k: round(v.item(), 4) for k, v in losses.items()}
             logf.write(json.dumps(rec) + "\n")
             logf.flush()
-            bar.set_postfix(loss=f"{float(loss):.3f}", ctc=f"{float(losses['ling_ctc']):.3f}")
+            bar.set_postfix(
+                loss=f"{float(loss.detach()):.3f}", ctc=f"{float(losses['ling_ctc'].detach()):.3f}"
+            )
         if step % cfg.ckpt_every == 0 or step == cfg.steps:
             _atomic_save(
                 {
