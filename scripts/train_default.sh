@@ -32,7 +32,8 @@ aqaa train dpo --data "$D/c3" --out "$R/lm2" --max-steps 60 --threads 2
 aqaa train merge --out "$R/lm2"
 aqaa train ship --lm "$R/lm2/merged" --vocoder "$R/voc_joined"
 # Session 4 A/B (not shipped; TRAINING.md 2026-11-30): ASR-only continuation of the shipped LM on
-# c3, without (lm3) and with (lm4) the spelling CTC at the question's audio tokens.
+# c3, without (lm3) and with (lm4) the spelling CTC at the question's audio tokens; both were
+# stopped (killed) at ~760 of the 3,000 scheduled steps and compared there.
 ASR_ONLY="asr=1,continuation=0,tts=0,interleaved=0,text_qa=0,generated_qa=0"
 aqaa train pretrain --data "$D/c3" --out "$R/lm3" --init src/aqaa/weights/lm --max-steps 3000 \
   --threads 2 --mixture "$ASR_ONLY"
