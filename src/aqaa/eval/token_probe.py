@@ -89,7 +89,6 @@ class TokenRecogniser(nn.Module):
 
     def __init__(self, n_phones: int, streams: Streams, dim: int) -> None:
         super().__init__()
-        self.streams = streams
         self.ling = nn.Embedding(LINGUISTIC_CODES, dim) if streams != "semantic" else None
         # the 3 semantic codes of each 120 ms group (2 linguistic frames) → one vector per frame pair
         self.sem = nn.Embedding(SEMANTIC_CODES, dim) if streams != "linguistic" else None

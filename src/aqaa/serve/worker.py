@@ -97,12 +97,11 @@ class EngineWorker:
 
     def submit(self, fn: Callable[[Any, Callable[[Any], None]], Any]) -> Job:
         """Queue `fn(engine, emit)`; raises `QueueFull` when the queue is full."""
+        job = Job(self, fn)
         with self._lock:
             if self.pending >= self.max_queue:
                 raise QueueFull(f"{self.pending} requests are already waiting; try again shortly")
             self.pending += 1
-        job = Job(self, fn)
-        with self._lock:
             self._jobs.add(job)
         self._pool.submit(job._run)
         return job
