@@ -21,11 +21,15 @@ from aqaa.tokenizer.semantic import SemanticConfig
 SR = 16000
 
 
-def tiny_tokenizer(seed: int = 0) -> DualCodebookTokenizer:
+def tiny_tokenizer(seed: int = 0, cmn_prior: int = 0) -> DualCodebookTokenizer:
     torch.manual_seed(seed)
     enc = dict(dim=32, layers=2, heads=2, left_chunks=2)
     cfg = TokenizerConfig(
-        LinguisticConfig(n_phonemes=5, encoder=EncoderConfig(input_dim=560, chunk=4, **enc)),
+        LinguisticConfig(
+            n_phonemes=5,
+            cmn_prior=cmn_prior,
+            encoder=EncoderConfig(input_dim=560, chunk=4, **enc),
+        ),
         SemanticConfig(
             n_phonemes=5,
             encoder=EncoderConfig(input_dim=320, chunk=6, **enc),
@@ -113,9 +117,9 @@ def test_encode_accepts_any_rate_and_refuses_silence() -> None:
         tok.encode(np.zeros(SR, np.float32), SR)
 
 
-@pytest.mark.parametrize("seed", [0, 1])
-def test_streaming_equals_offline(seed: int) -> None:
-    tok = tiny_tokenizer(seed)
+@pytest.mark.parametrize(("seed", "cmn_prior"), [(0, 0), (1, 0), (2, 4)])
+def test_streaming_equals_offline(seed: int, cmn_prior: int) -> None:
+    tok = tiny_tokenizer(seed, cmn_prior)
     x = speechlike(4.3, seed)
     offline = tok.encode_waveform(x)
     stream = tok.stream(gain=1.0)
@@ -131,6 +135,31 @@ def test_streaming_equals_offline(seed: int) -> None:
     np.testing.assert_array_equal(stream.semantic, offline.semantic)
     with pytest.raises(RuntimeError, match="flushed"):
         stream.push(x[:100])
+
+
+def test_online_mean_normalisation_known_values_and_chunking() -> None:
+    from aqaa.tokenizer.linguistic import CmnState
+
+    lin = tiny_tokenizer(cmn_prior=2).linguistic
+    x = torch.zeros(1, 4, 3)
+    x[0, :, 0] = torch.tensor([3.0, 3.0, 3.0, 3.0])
+    y = lin.cmn(x)
+    # y_t = x_t - sum_{s<=t} x_s / (2 + t + 1): 3 - 3/3, 3 - 6/4, 3 - 9/5, 3 - 12/6
+    torch.testing.assert_close(y[0, :, 0], torch.tensor([2.0, 1.5, 1.2, 1.0]))
+    assert torch.equal(y[0, :, 1:], torch.zeros(4, 2))
+    # a voice's constant spectral offset c fades as c * prior / (prior + t + 1)
+    c = torch.tensor([0.5, -1.0, 2.0])
+    z = torch.randn(1, 30, 3)
+    shift = lin.cmn(z + c) - lin.cmn(z)
+    expected = c * 2 / (2 + torch.arange(1, 31, dtype=torch.float32))[:, None]
+    torch.testing.assert_close(shift[0], expected)
+    # chunked with a carried state == offline, bit for bit
+    state = CmnState()
+    parts = [lin.cmn(z[:, a:b], state) for a, b in ((0, 7), (7, 8), (8, 30))]
+    assert torch.equal(torch.cat(parts, 1), lin.cmn(z))
+    assert state.count == 30
+    # off by default: configs written before it load unchanged
+    assert torch.equal(tiny_tokenizer().linguistic.cmn(z), z)
 
 
 def test_save_load_round_trip(tmp_path: Path) -> None:
@@ -236,3 +265,23 @@ def test_shipped_tokenizer_and_cli(tmp_path: Path) -> None:
     (tmp_path / "bad.wav").write_text("not audio")
     res = CliRunner().invoke(app, ["tokenize", str(tmp_path / "bad.wav")])
     assert res.exit_code == 2 and "error" in res.output
+
+
+def test_evaluate_tokenizer_reports_per_voice_phone_errors(tmp_path: Path) -> None:
+    from aqaa.data.voices import RESERVED_VOICES
+    from aqaa.tokenizer.evaluate import PROBE_STYLES, ProbeClip, evaluate_tokenizer
+    from aqaa.tokenizer.phonemes import PhonemeVocab
+
+    voices = (*sorted(RESERVED_VOICES), "flite:rms")
+    clips = [
+        ProbeClip(v, s, 0, "Hello there.", speechlike(1.5, seed=k))
+        for k, (v, s) in enumerate((v, s) for v in voices for s in PROBE_STYLES)
+    ]
+    tok = tiny_tokenizer(cmn_prior=3)
+    tok.vocab = PhonemeVocab(["<blank>", "h", "ə", "l", "oʊ"])  # "Hello there." -> h ə l oʊ
+    res = evaluate_tokenizer(tok, clips, tmp_path / "eval.json")
+    assert set(res["phone_error_rate_by_voice"]) == set(voices)
+    assert all(e >= 0 for e in res["phone_error_rate_by_voice"].values())
+    reserved = [res["phone_error_rate_by_voice"][v] for v in sorted(RESERVED_VOICES)]
+    assert res["phone_error_rate"] == pytest.approx(sum(reserved) / 2)  # same references
+    assert json.loads((tmp_path / "eval.json").read_text())["probe_clips"] == len(clips)

@@ -118,6 +118,23 @@ def test_mel_framing_and_istft_inverse() -> None:
     assert torch.allclose(y, xt, atol=1e-5)  # frame j centred on sample j·hop, exact inverse
 
 
+def test_upsampled_head_lengths_locality_and_checks() -> None:
+    from aqaa.vocoder.istft import MelVocoder, MelVocoderConfig
+
+    torch.manual_seed(0)
+    voc = MelVocoder(MelVocoderConfig(dim=32, intermediate=64, layers=2, upsample=4)).eval()
+    assert (voc.head.hop, voc.head.n_fft) == (120, 480)
+    mel = torch.randn(1, 40, 80)
+    with torch.no_grad():
+        y = voc(mel)
+        part = voc(mel[:, :20])
+    assert y.shape == (1, 40 * 480)  # F mel frames -> F · hop samples, as without upsampling
+    # local: a prefix decodes to the same samples, away from its right edge (receptive field)
+    torch.testing.assert_close(part[:, : 8 * 480], y[:, : 8 * 480], atol=1e-5, rtol=1e-4)
+    with pytest.raises(ValueError, match="must divide"):
+        MelVocoder(MelVocoderConfig(dim=32, intermediate=64, layers=2, upsample=7))
+
+
 def test_griffin_lim_fallback_length(tiny: Vocoder) -> None:
     mel = tiny.decode_mel(random_codes(3))
     y = griffin_lim(mel, tiny.config.mel, n_iter=2)

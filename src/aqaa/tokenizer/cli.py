@@ -90,6 +90,12 @@ def train_tokenizer(
     augment: Annotated[
         bool, typer.Option(help="VTLP + SpecAugment on the linguistic input (speaker invariance).")
     ] = True,
+    cmn_prior: Annotated[
+        int,
+        typer.Option(
+            help="Online mean normalisation of the linguistic input (prior frames; 0 off)."
+        ),
+    ] = 10,
 ) -> None:
     """Train both tokenizers (CTC + reconstruction), then fit the k-means codebook."""
     from aqaa.train.tokenizer import TokenizerTrainConfig
@@ -102,6 +108,7 @@ def train_tokenizer(
         raise typer.Exit(2)
     cfg = TokenizerTrainConfig(
         augment=augment,
+        cmn_prior=cmn_prior,
         data=str(data),
         out=str(out),
         steps=steps,
@@ -141,4 +148,6 @@ def eval_tokenizer(
     t.add_row("style probe accuracy", f"{res['style_probe']['accuracy']:.1%}", "≥ 90%")
     console.print(t)
     console.print(f"per style: {res['style_probe']['per_style']}")
+    per_voice = ", ".join(f"{v} {e:.1%}" for v, e in res["phone_error_rate_by_voice"].items())
+    console.print(f"phone error rate per voice: {per_voice}")
     console.print(f"JSON: {out}")

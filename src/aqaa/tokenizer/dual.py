@@ -28,7 +28,7 @@ from aqaa.audio import HOP_LENGTH, SAMPLE_RATE, WIN_LENGTH, load_audio, num_fram
 from aqaa.tokenizer import ids
 from aqaa.tokenizer.encoder import EncoderConfig, EncoderState
 from aqaa.tokenizer.features import fbank, stack_frames, stacked_frames
-from aqaa.tokenizer.linguistic import LinguisticConfig, LinguisticTokenizer
+from aqaa.tokenizer.linguistic import CmnState, LinguisticConfig, LinguisticTokenizer
 from aqaa.tokenizer.phonemes import PhonemeVocab
 from aqaa.tokenizer.semantic import SemanticConfig, SemanticTokenizer
 
@@ -167,6 +167,7 @@ class TokenizerStream:
         self._ling_done = 0  # stacked frames already encoded
         self._sem_done = 0
         self._ling_state = EncoderState()
+        self._ling_cmn = CmnState()
         self._sem_state = EncoderState()
         self.linguistic: list[int] = []
         self.semantic: list[int] = []
@@ -221,7 +222,8 @@ class TokenizerStream:
             start = self._ling_done * lc.lfr_n
             lfr = stack_frames(tok.linguistic.norm(feats[start - base :]), lc.lfr_m, lc.lfr_n)
             lfr = lfr[: todo_l - self._ling_done]
-            h, _ = enc_l.stream(lfr[None], self._ling_state, final=final)
+            lfr = tok.linguistic.cmn(lfr[None], self._ling_cmn)
+            h, _ = enc_l.stream(lfr, self._ling_state, final=final)
             self.linguistic += tok.linguistic.quantize(h)[0].tolist()
             self._ling_done = todo_l
         if todo_s > self._sem_done:

@@ -7,7 +7,8 @@ style probe is fitted. Metrics, on the reserved voices:
 
 - token rates (Hz) of both streams;
 - codebook usage (share of codes seen) and perplexity per stream;
-- phone error rate of the linguistic CTC head (greedy decoding) against espeak-ng phonemes;
+- phone error rate of the linguistic CTC head (greedy decoding) against espeak-ng phonemes, also
+  per voice, the training voices included (their gap to the reserved ones is the speaker gap);
 - speaker invariance: agreement of the linguistic tokens of the same neutral sentence spoken by
   two voices (1 − normalised edit distance of the de-duplicated sequences);
 - style probe: a logistic regression on speaker-normalised statistics of the semantic codes
@@ -196,6 +197,10 @@ def evaluate_tokenizer(
         "phone_error_rate_neutral": phone_error_rate(
             tok, [clips[i] for i in reserved if clips[i].style == "neutral"]
         ),
+        "phone_error_rate_by_voice": {
+            v: phone_error_rate(tok, [c for c in clips if c.voice == v])
+            for v in sorted({c.voice for c in clips})
+        },
         "speaker_invariance": float(np.mean(agree)) if agree else None,
         "style_probe": style_probe(tok, clips, [t.semantic for t in toks]),
     }

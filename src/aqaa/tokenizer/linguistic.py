@@ -7,6 +7,13 @@ Deviation, measured: at 16.67 Hz a CTC head cannot emit fast speech (espeak-ng a
 ~20 phones/s, more than the frame rate, and CTC needs a frame per phone plus blanks between
 repeats). The CTC head therefore emits two phone posteriors per frame (a 33 Hz CTC alignment).
 The tokens themselves stay at 16.67 Hz.
+
+Online mean normalisation (`cmn_prior > 0`, session 5): each LFR input frame has the running mean
+of the utterance so far subtracted, shrunk towards the global mean by `cmn_prior` virtual frames:
+`y_t = x_t − Σ_{s≤t} x_s / (cmn_prior + t + 1)`. A voice's (or channel's) long-term spectrum is an
+additive offset in log-mel, so this removes much of it before the encoder sees it; it uses only the
+past, so a stream computes exactly what an offline encode computes (`CmnState` carries the sum).
+0 (off) is the default so that configs written before it load unchanged.
 """
 
 from __future__ import annotations
@@ -29,6 +36,8 @@ class LinguisticConfig:
     n_codes: int = 1024
     n_phonemes: int = 64
     ctc_upsample: int = 2
+    #: Online mean normalisation of the LFR input: prior weight in frames (0 = off).
+    cmn_prior: int = 0
     encoder: EncoderConfig = field(
         default_factory=lambda: EncoderConfig(input_dim=7 * N_MELS, dim=256, layers=6, chunk=8)
     )
@@ -50,6 +59,14 @@ class FeatureNorm(nn.Module):
         return (x - self.mean) / self.std
 
 
+@dataclass
+class CmnState:
+    """Running sum (float64) and count of the LFR frames a stream has normalised so far."""
+
+    total: torch.Tensor | None = None
+    count: int = 0
+
+
 class LinguisticTokenizer(nn.Module):
     def __init__(self, cfg: LinguisticConfig) -> None:
         super().__init__()
@@ -59,8 +76,30 @@ class LinguisticTokenizer(nn.Module):
         self.ctc = nn.Linear(cfg.encoder.dim, cfg.ctc_upsample * cfg.n_phonemes)
         self.register_buffer("centroids", torch.zeros(cfg.n_codes, cfg.encoder.dim))
 
+    def cmn(self, lfr: torch.Tensor, state: CmnState | None = None) -> torch.Tensor:
+        """Online mean normalisation of (B, T, D) LFR frames (identity when `cmn_prior` is 0).
+
+        With `state` (a stream, B = 1) the frames continue the ones already seen and the state
+        advances; the sum runs in float64 in the same order either way, so chunked == offline.
+        """
+        if self.cfg.cmn_prior <= 0:
+            return lfr
+        x = lfr.double()
+        start = 0
+        if state is not None and state.total is not None:
+            x = torch.cat([state.total.view(1, 1, -1), x], 1)  # carry first: same summation order
+            start = 1
+        sums = x.cumsum(1)[:, start:]
+        seen = state.count if state is not None else 0
+        counts = torch.arange(1, lfr.shape[1] + 1, dtype=torch.float64) + seen
+        mean = sums / (counts + self.cfg.cmn_prior)[None, :, None]
+        if state is not None and lfr.shape[1]:
+            state.total = sums[0, -1].clone()
+            state.count += lfr.shape[1]
+        return (x[:, start:] - mean).to(lfr.dtype)
+
     def hidden(self, lfr: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        return self.encoder(lfr, lengths)
+        return self.encoder(self.cmn(lfr), lengths)
 
     def ctc_logits(self, h: torch.Tensor) -> torch.Tensor:
         """(B, T, dim) -> (B, ctc_upsample·T, n_phonemes)."""

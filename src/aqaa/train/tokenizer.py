@@ -59,6 +59,8 @@ class TokenizerTrainConfig:
     n_codes: int = 1024
     #: VTLP + SpecAugment on the linguistic encoder's input (speaker invariance).
     augment: bool = True
+    #: Online mean normalisation of the linguistic input, prior weight in LFR frames (0 = off).
+    cmn_prior: int = 10
     #: bf16 autocast: "auto" uses it only where it is faster (see aqaa.precision).
     bf16: str = "auto"
     loss_weights: dict[str, float] = field(
@@ -164,6 +166,7 @@ def make_config(cfg: TokenizerTrainConfig, vocab: PhonemeVocab) -> TokenizerConf
         LinguisticConfig(
             n_phonemes=len(vocab),
             n_codes=cfg.n_codes,
+            cmn_prior=cfg.cmn_prior,
             encoder=EncoderConfig(input_dim=560, chunk=8, **enc),
         ),
         SemanticConfig(

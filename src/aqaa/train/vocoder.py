@@ -72,6 +72,7 @@ class VocoderTrainConfig:
     data: str
     out: str
     preset: str = "default"  # model size: "default" or "tiny"
+    mel_upsample: int = 1  # the mel vocoder's head frames per mel frame (MelVocoderConfig.upsample)
     flow_steps: int = 20000
     mel_steps: int = 20000
     max_steps: int | None = None  # stop this run at this global step (continue with --resume)
@@ -480,6 +481,7 @@ def train_vocoder(
         model_cfg = VocoderConfig.from_dict(state["model_config"])
     else:
         model_cfg = VocoderConfig.tiny() if cfg.preset == "tiny" else VocoderConfig()
+        model_cfg.vocoder.upsample = cfg.mel_upsample
     cache = build_cache(cfg.data, model_cfg.mel, progress=cfg.progress and rank == 0)
     train_set = ClipSet(cache, "train")
     try:

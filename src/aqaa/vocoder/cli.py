@@ -151,6 +151,9 @@ def train_vocoder(
     flow_steps: Annotated[int, typer.Option(help="Stage 1 steps (tokens → mel).")] = 20000,
     mel_steps: Annotated[int, typer.Option(help="Stage 2 steps (mel → waveform).")] = 20000,
     preset: Annotated[str, typer.Option(help="Model size: default or tiny.")] = "default",
+    mel_upsample: Annotated[
+        int, typer.Option(help="Mel vocoder head frames per mel frame (2: hop 240, less buzz).")
+    ] = 1,
     batch_size: Annotated[int, typer.Option(help="Stage 1 crops per step.")] = 16,
     mel_batch_size: Annotated[int, typer.Option(help="Stage 2 crops per step.")] = 8,
     lr: Annotated[float, typer.Option(help="Stage 1 peak learning rate.")] = 3e-4,
@@ -173,6 +176,7 @@ def train_vocoder(
         data=str(data),
         out=str(out),
         preset=preset,
+        mel_upsample=mel_upsample,
         flow_steps=flow_steps,
         mel_steps=mel_steps,
         max_steps=max_steps,
