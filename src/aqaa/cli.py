@@ -134,6 +134,39 @@ def data_build(
         )
 
 
+@data_app.command("babble")
+def data_babble(
+    out: Annotated[Path, typer.Option(help="Output directory.")],
+    hours: Annotated[float, typer.Option(help="Hours of speech to render.")] = 1.0,
+    seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same clips.")] = 0,
+    workers: Annotated[int, typer.Option(help="Rendering processes.")] = 2,
+    words: Annotated[Path, typer.Option(help="Word list, one word per line.")] = Path(
+        "/usr/share/dict/words"
+    ),
+) -> None:
+    """Render random-word speech by the training voices, for tokenizer training (`--data c,babble`).
+
+    Interrupt it at any time: running it again with the same options resumes.
+    """
+    from aqaa.data.babble import BabbleConfig, build_babble
+
+    if hours <= 0:
+        raise _fail("--hours must be positive")
+    if workers < 1:
+        raise _fail("--workers must be at least 1")
+    try:
+        s = build_babble(
+            BabbleConfig(out=out, hours=hours, seed=seed, workers=workers, words=words)
+        )
+    except (ValueError, RuntimeError, OSError) as e:
+        raise _fail(str(e)) from None
+    console.print(
+        f"babble: {s['clips']} clips, {s['hours']:.3f} h, {s['voices']} voices, "
+        f"{s['distinct_words']} distinct words in {out}"
+        + (f"; [yellow]{s['failed']} failed: see {out}/errors.txt" if s["failed"] else "")
+    )
+
+
 @data_app.command("stats")
 def data_stats(
     corpus: Annotated[Path, typer.Argument(help="A directory made by `aqaa data build`.")],

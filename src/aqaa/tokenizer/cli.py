@@ -80,7 +80,10 @@ def data_tokenize(
 
 
 def train_tokenizer(
-    data: Annotated[Path, typer.Option(help="A corpus made by `aqaa data build`.")],
+    data: Annotated[
+        str,
+        typer.Option(help="Corpus dir(s) from `aqaa data build` / `data babble`, comma-separated."),
+    ],
     out: Annotated[Path, typer.Option(help="Output directory for checkpoints and the tokenizer.")],
     steps: Annotated[int, typer.Option(help="Optimizer steps.")] = 6000,
     resume: Annotated[bool, typer.Option(help="Continue from OUT/checkpoint.pt.")] = False,
@@ -101,15 +104,16 @@ def train_tokenizer(
     from aqaa.train.tokenizer import TokenizerTrainConfig
     from aqaa.train.tokenizer import train_tokenizer as run
 
-    if not (data / "manifest.jsonl").exists():
-        console.print(
-            f"[red]error:[/red] {data} has no manifest.jsonl: build it with `aqaa data build`"
-        )
-        raise typer.Exit(2)
+    for d in data.split(","):
+        if not (Path(d.strip()) / "manifest.jsonl").exists():
+            console.print(
+                f"[red]error:[/red] {d} has no manifest.jsonl: build it with `aqaa data build`"
+            )
+            raise typer.Exit(2)
     cfg = TokenizerTrainConfig(
         augment=augment,
         cmn_prior=cmn_prior,
-        data=str(data),
+        data=data,
         out=str(out),
         steps=steps,
         dim=dim,

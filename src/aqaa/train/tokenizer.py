@@ -310,7 +310,13 @@ def train_tokenizer(cfg: TokenizerTrainConfig, resume: bool = False, progress: b
     torch.manual_seed(cfg.seed)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    rows_all = prepare_features(Path(cfg.data), progress=progress)
+    # several corpora: "c3,babble" (features are cached per corpus)
+    rows_all = [
+        r
+        for d in cfg.data.split(",")
+        if d.strip()
+        for r in prepare_features(Path(d.strip()), progress=progress)
+    ]
     rows = [r for r in rows_all if r["split"] == "train"]
     if not rows:
         raise ValueError(f"{cfg.data} has no training clips")

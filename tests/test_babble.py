@@ -1,0 +1,46 @@
+"""Babble: random-word speech for the tokenizer, from training voices only, in the corpus layout."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from aqaa.data.babble import BabbleConfig, babble_sentence, build_babble, load_words
+from aqaa.data.voices import HELD_OUT_VOICES, RESERVED_VOICES
+
+
+def test_words_and_sentences(tmp_path: Path) -> None:
+    f = tmp_path / "words"
+    made = [a + b + c for a in "bdk" for b in "aeiou" for c in "mnpst"]  # 75 x 2 words
+    f.write_text("\n".join(["Boston", "cat's", "x", "a" * 13, *made, *(w + "er" for w in made)]))
+    words = load_words(f)
+    assert words and all(w.isalpha() and w.islower() and 2 <= len(w) <= 12 for w in words)
+    assert "Boston" not in words and "cat's" not in words and "x" not in words
+    s = babble_sentence(random.Random(0), words)
+    assert s.endswith(".") and s[0].isupper() and 4 <= len(s.split()) <= 12
+    with pytest.raises(FileNotFoundError, match="wamerican"):
+        load_words(tmp_path / "missing")
+    f.write_text("cat\ndog\n")
+    with pytest.raises(ValueError, match="usable words"):
+        load_words(f)
+
+
+def test_tiny_babble_build_resumes_and_feeds_the_tokenizer(tmp_path: Path) -> None:
+    from aqaa.train.tokenizer import clip_list
+
+    cfg = BabbleConfig(out=tmp_path / "bb", hours=0.01, seed=3, workers=2)
+    summary = build_babble(cfg, progress=False)
+    assert summary["clips"] >= 5 and summary["failed"] == 0
+    clips = clip_list(cfg.out)
+    assert len(clips) == summary["clips"]
+    for c in clips:
+        assert c["voice"] not in RESERVED_VOICES | HELD_OUT_VOICES and c["voice"] != "piper:joe"
+        assert c["phonemes"] and (cfg.out / c["path"]).exists()
+    first = (cfg.out / clips[0]["path"]).stat().st_mtime_ns
+    again = build_babble(cfg, progress=False)  # resumes: nothing re-rendered
+    assert again["clips"] == summary["clips"]
+    assert (cfg.out / clips[0]["path"]).stat().st_mtime_ns == first
+    assert json.loads((cfg.out / "build.json").read_text())["kind"] == "babble"
