@@ -52,3 +52,8 @@ def test_summary_pools_wer_over_words() -> None:
     r = [clip("neutral", ac(100, 3, -26), ac(100, 3, -26), 1.0, "one"),
          clip("neutral", ac(100, 3, -26), ac(100, 3, -26), 0.0, "one two three")]  # fmt: skip
     assert summarize(r)["summary"]["wer_resynth"] == pytest.approx(0.25)
+    assert summarize(r)["summary"]["wer_copy"] is None  # not measured
+    r[0].wer_copy, r[1].wer_copy = 0.0, 1.0
+    r[0].dnsmos_copy, r[1].dnsmos_copy = 3.0, 4.0
+    s = summarize(r)["summary"]
+    assert s["wer_copy"] == pytest.approx(0.75) and s["dnsmos_p808_copy"] == pytest.approx(3.5)

@@ -135,6 +135,13 @@ def test_upsampled_head_lengths_locality_and_checks() -> None:
         MelVocoder(MelVocoderConfig(dim=32, intermediate=64, layers=2, upsample=7))
 
 
+def test_copy_synthesis_keeps_length(tiny: Vocoder) -> None:
+    x = 0.3 * np.sin(2 * np.pi * 150 * np.arange(7000) / 24000).astype(np.float32)
+    y = tiny.copy_synthesis(x)
+    assert y.shape == x.shape and y.dtype == np.float32 and np.isfinite(y).all()
+    assert np.abs(y).max() <= 1.0
+
+
 def test_griffin_lim_fallback_length(tiny: Vocoder) -> None:
     mel = tiny.decode_mel(random_codes(3))
     y = griffin_lim(mel, tiny.config.mel, n_iter=2)

@@ -2,7 +2,9 @@
 (the corpus token shard), vocoded, and judged against their source recordings.
 
 - **Intelligibility**: Whisper-base WER of the resynthesis and of the source, against the transcript.
-- **Quality**: DNSMOS P.808 of the resynthesis (and of the source, for reference).
+- **Quality**: DNSMOS P.808 of the resynthesis (and of the source, for reference), and of the
+  mel vocoder's copy synthesis (source mel → waveform, no tokens): its ceiling, so a gap can be put
+  on the flow or on the mel vocoder. Whisper WER of the copy synthesis too.
 - **Seams**: each clip is also decoded by the streaming vocoder in 15-token slots, as the engine feeds
   it; the largest sample-to-sample jump within 2 samples of a chunk boundary is reported against the
   median and the 99th percentile of all jumps (a click stands far above both), with the relative RMS
@@ -53,6 +55,8 @@ class ClipResult:
     stream_rel_diff: float
     source: dict[str, Any] = field(default_factory=dict)
     resynth: dict[str, Any] = field(default_factory=dict)
+    wer_copy: float | None = None
+    dnsmos_copy: float | None = None
 
 
 def pick_clips(corpus: Path, split: str, n: int, seed: int = 0) -> list[dict[str, Any]]:
@@ -188,12 +192,15 @@ def evaluate_vocoder(
         t_src = judge.transcribe(src, sr).text
         t_res = judge.transcribe(res, sr).text
         q_src, q_res = dnsmos(src, sr), dnsmos(res, sr)
+        copy = voc.copy_synthesis(src)
+        q_copy = dnsmos(copy, sr)
         results.append(ClipResult(
             c["id"], c["style"], text, round(len(res) / sr, 3), t_src, t_res,
             wer(text, t_src), wer(text, t_res),
             q_src and q_src["p808"], q_res and q_res["p808"],
             seam, med, p99, rel,
             measure(src, sr, transcript=text).to_dict(), measure(res, sr, transcript=text).to_dict(),
+            wer(text, judge.transcribe(copy, sr).text), q_copy and q_copy["p808"],
         ))  # fmt: skip
     return summarize(results)
 
@@ -219,6 +226,8 @@ def summarize(results: list[ClipResult]) -> dict[str, Any]:
         "wer_source": pooled("wer_source"),
         "dnsmos_p808_resynth": mean([r.dnsmos_resynth for r in results]),
         "dnsmos_p808_source": mean([r.dnsmos_source for r in results]),
+        "dnsmos_p808_copy": mean([r.dnsmos_copy for r in results]),
+        "wer_copy": None if any(r.wer_copy is None for r in results) else pooled("wer_copy"),
         "seam_over_median_jump": round(
             max(r.seam_jump / max(r.median_jump, 1e-9) for r in results), 2
         ),

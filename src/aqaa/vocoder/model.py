@@ -203,6 +203,24 @@ class Vocoder(nn.Module):
         audio = self.synthesize(ling, sem, 0, seed, n_steps, cfg_strength)[1]
         return np.clip(audio, -1.0, 1.0), self.sample_rate
 
+    @torch.inference_mode()
+    def copy_synthesis(self, audio: np.ndarray) -> np.ndarray:
+        """Audio at the vocoder's rate → its log-mel → the mel vocoder (no tokens, no flow).
+
+        The mel vocoder's own ceiling: `aqaa eval vocoder` scores it beside the resynthesis, so a
+        quality gap can be put on the flow or on the mel vocoder.
+        """
+        from aqaa.vocoder.mel import mel_spectrogram
+
+        was = self.training
+        self.eval()
+        try:
+            mel = mel_spectrogram(np.asarray(audio, dtype=np.float32), self.config.mel)
+            y = self.mel_vocoder(self.normalize(mel)[None])[0].float().numpy()
+            return np.clip(y[: len(audio)], -1.0, 1.0).astype(np.float32)
+        finally:
+            self.train(was)
+
     def decode_mel(
         self,
         codes: np.ndarray | list[int] | torch.Tensor,
