@@ -39,3 +39,12 @@ aqaa train pretrain --data "$D/c3" --out "$R/lm3" --init src/aqaa/weights/lm --m
   --threads 2 --mixture "$ASR_ONLY"
 aqaa train pretrain --data "$D/c3" --out "$R/lm4" --init src/aqaa/weights/lm --max-steps 3000 \
   --threads 2 --mixture "$ASR_ONLY" --ctc-weight 0.5
+# Session 5 (TRAINING.md): the candidate tokenizer tok3 (not yet the default): c3 (rebuilt at 3 h in
+# session 4 on a fresh machine; the plan is prefix-stable) extended to
+# --hours 5.5, 2 h of random-word babble, online mean normalisation of the linguistic input; tok3b
+# is the same without it (the ablation).
+aqaa data build --out "$D/c3" --hours 5.5 --seed 2 --workers 2
+aqaa data babble --out "$D/babble" --hours 2 --seed 5 --workers 2
+aqaa train tokenizer --data "$D/c3,$D/babble" --out "$R/tok3" --steps 5000 --cmn-prior 10
+aqaa train tokenizer --data "$D/c3,$D/babble" --out "$R/tok3b" --steps 5000 --cmn-prior 0
+aqaa eval tokenizer --tokenizer "$R/tok3" --sentences 10
