@@ -13,7 +13,9 @@ of the utterance so far subtracted, shrunk towards the global mean by `cmn_prior
 `y_t = x_t − Σ_{s≤t} x_s / (cmn_prior + t + 1)`. A voice's (or channel's) long-term spectrum is an
 additive offset in log-mel, so this removes much of it before the encoder sees it; it uses only the
 past, so a stream computes exactly what an offline encode computes (`CmnState` carries the sum).
-0 (off) is the default so that configs written before it load unchanged.
+0 (off) is the default so that configs written before it load unchanged; training uses 10.
+Measured (TRAINING.md, session 5, same data and steps): phone error on the reserved voices
+51.7% without it, 44.0% with it (festival slt HTS 51.0% → 39.3%).
 """
 
 from __future__ import annotations
