@@ -13,7 +13,7 @@ prompt's tail, the first text slot and audio slot, and one vocoder chunk.
 
 The chain, each stage a `aqaa.streaming.Stream`: `TokenizerStream` (samples → codes) → the LM
 (`LeanDecoder`: prefill, then grammar-constrained decoding with a KV cache) → `StreamDecoder`
-(codes → 24 kHz chunks). Audio codes go to the vocoder as each 15-token audio slot completes.
+(codes → 24 kHz chunks). Audio codes go to the vocoder as each 5-token group completes.
 `cancel()` (from any thread) stops the answer at the next token (barge-in).
 """
 
@@ -45,7 +45,7 @@ from aqaa.lm.format import (
 )
 from aqaa.lm.vocab import AUDIO_END_ID, AUDIO_START_ID, EOT_ID, TEXT_END_ID, Vocab
 from aqaa.tokenizer.dual import DualCodebookTokenizer, TokenizerStream
-from aqaa.tokenizer.ids import TOKENS_PER_SECOND
+from aqaa.tokenizer.ids import GROUP_SIZE, TOKENS_PER_SECOND
 from aqaa.vocoder.model import Vocoder
 
 log = logging.getLogger(__name__)
@@ -380,9 +380,10 @@ class Engine:
                     shown = text
             elif vocab.is_audio(tok):
                 pending.append(vocab.audio_code(tok))
-            # a 15-token audio slot is done (or the clip/answer ended): send its codes on
+            # a 5-token group is done (or the slot/clip/answer ended): send its codes on; the
+            # vocoder decodes once it has a chunk plus look-ahead, so early groups save latency
             if pending and (
-                state.in_text or len(pending) >= self.config.format.audio_slot
+                state.in_text or len(pending) >= GROUP_SIZE
                 or tok in (AUDIO_END_ID, EOT_ID)
             ):  # fmt: skip
                 yield from chunks(stream.push(pending))
