@@ -101,6 +101,13 @@ def voices(
         raise _fail("no TTS engine found: apt-get install -y espeak-ng flite festival")
 
 
+def _check_render_args(hours: float, workers: int) -> None:
+    if hours <= 0:
+        raise _fail("--hours must be positive")
+    if workers < 1:
+        raise _fail("--workers must be at least 1")
+
+
 @data_app.command("build")
 def data_build(
     out: Annotated[Path, typer.Option(help="Output directory.")],
@@ -114,10 +121,7 @@ def data_build(
     """
     from aqaa.data.corpus import BuildConfig, build_corpus
 
-    if hours <= 0:
-        raise _fail("--hours must be positive")
-    if workers < 1:
-        raise _fail("--workers must be at least 1")
+    _check_render_args(hours, workers)
     try:
         summary = build_corpus(BuildConfig(out=out, hours=hours, seed=seed, workers=workers))
     except (ValueError, RuntimeError, OSError) as e:
@@ -150,10 +154,7 @@ def data_babble(
     """
     from aqaa.data.babble import BabbleConfig, build_babble
 
-    if hours <= 0:
-        raise _fail("--hours must be positive")
-    if workers < 1:
-        raise _fail("--workers must be at least 1")
+    _check_render_args(hours, workers)
     try:
         s = build_babble(
             BabbleConfig(out=out, hours=hours, seed=seed, workers=workers, words=words)

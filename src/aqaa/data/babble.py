@@ -24,7 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from aqaa.audio import save_audio
-from aqaa.data.corpus import HUMAN_RATE, _write_json_atomic, _write_manifest, phonemize
+from aqaa.data.corpus import (
+    HUMAN_RATE,
+    _worker_bank,
+    _write_json_atomic,
+    _write_manifest,
+    phonemize,
+)
 from aqaa.data.styles import INSTRUCTION_STYLES, Prosody
 from aqaa.data.voices import VoiceBank
 
@@ -96,9 +102,6 @@ def plan_babble(index: int, cfg: BabbleConfig, words: list[str], voices: dict) -
     }
 
 
-_BANK: VoiceBank | None = None
-
-
 def render_babble(args: tuple[dict[str, Any], str]) -> tuple[dict | None, str | None]:
     """Render one planned item (or reuse it); returns (record or None, error or None)."""
     p, out_s = args
@@ -106,11 +109,10 @@ def render_babble(args: tuple[dict[str, Any], str]) -> tuple[dict | None, str | 
     record_path = out / "items" / f"{p['id']}.json"
     if record_path.exists():
         return json.loads(record_path.read_text()), None
-    global _BANK
-    if _BANK is None:
-        _BANK = VoiceBank.discover()
     try:
-        x = _BANK.render(p["text"], p["voice"], Prosody(**p["prosody"]), sample_rate=HUMAN_RATE)
+        x = _worker_bank().render(
+            p["text"], p["voice"], Prosody(**p["prosody"]), sample_rate=HUMAN_RATE
+        )
         rel = Path("audio") / p["split"] / f"{p['id']}.flac"
         save_audio(out / rel, x, HUMAN_RATE)
         record = {
