@@ -212,6 +212,8 @@ def test_tiny_training_run_loss_falls_and_resumes(tiny_corpus: Path, tmp_path: P
     tok = DualCodebookTokenizer.load(tmp_path / "tok")
     counts = tokenize_corpus(tiny_corpus, tok, progress=False)
     assert sum(counts.values()) > 0
+    record = json.loads((tiny_corpus / "tokens" / "tokenizer.json").read_text())
+    assert record == {"fingerprint": tok.fingerprint(), "directory": str(tmp_path / "tok")}
     row = json.loads((tiny_corpus / "tokens" / "train.jsonl").read_text().splitlines()[0])
     t = row["turns"][0]
     assert len(t["human_codes"]) % 5 == 0 and len(t["human_codes"]) > 0

@@ -8,6 +8,9 @@
                 "answer_text": "(sad) I am sorry.",   # tagged text
                 "answer_clips": [{"text", "style", "codes": [...], "audio": "audio/.../a0_0.flac"}]}]}
 
+`tokens/tokenizer.json` names the tokenizer (`{"fingerprint", "directory"}`): LM training
+refuses to mix shards of different tokenizers or to continue an LM on another tokenizer's codes.
+
 Clips are tokenized in batches of similar length (the encoder's block mask makes padding harmless).
 """
 
@@ -26,6 +29,8 @@ from aqaa.data.corpus import read_manifest
 from aqaa.tokenizer import DualCodebookTokenizer
 from aqaa.tokenizer import ids as audio_ids
 from aqaa.tokenizer.features import fbank
+
+TOKENIZER_RECORD = "tokenizer.json"
 
 
 def _encode_many(
@@ -94,10 +99,17 @@ def tokenize_corpus(
         )
     out_dir = corpus / "tokens"
     out_dir.mkdir(exist_ok=True)
+    # the shards are replaced below: forget the old tokenizer first, so an interrupted run
+    # leaves shards of unknown origin rather than a wrong record
+    (out_dir / TOKENIZER_RECORD).unlink(missing_ok=True)
     for split, rows in shards.items():
         tmp = out_dir / f"{split}.jsonl.tmp"
         with tmp.open("w") as f:
             for row in rows:
                 f.write(json.dumps(row, ensure_ascii=False) + "\n")
         os.replace(tmp, out_dir / f"{split}.jsonl")
+    record = {"fingerprint": tok.fingerprint(), "directory": str(tok.directory or "")}
+    tmp = out_dir / f"{TOKENIZER_RECORD}.tmp"
+    tmp.write_text(json.dumps(record, indent=2) + "\n")
+    os.replace(tmp, out_dir / TOKENIZER_RECORD)
     return {k: len(v) for k, v in shards.items()}

@@ -257,7 +257,7 @@ class Engine:
         mode: Mode = "speech",
     ) -> Engine:
         """Load `model_dir/{tokenizer,lm,vocoder}` (default: the weights shipped in the package)."""
-        from aqaa.lm.model import load_checkpoint
+        from aqaa.lm.model import check_audio_tokenizer, load_checkpoint
 
         root = Path(model_dir) if model_dir is not None else WEIGHTS_DIR
         parts = {p: root / p for p in ("tokenizer", "lm", "vocoder")}
@@ -269,6 +269,12 @@ class Engine:
             )
         tok = DualCodebookTokenizer.load(parts["tokenizer"])
         model, vocab = load_checkpoint(parts["lm"])
+        try:
+            check_audio_tokenizer(
+                model, tok.fingerprint(), f"the tokenizer in {parts['tokenizer']}"
+            )
+        except ValueError as e:
+            raise EngineError(str(e)) from None
         voc = Vocoder.load(parts["vocoder"])
         return cls(tok, model, vocab, voc, config, mode=mode)
 

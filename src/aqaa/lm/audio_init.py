@@ -13,18 +13,27 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from aqaa.tokenizer.ids import AUDIO_CODES, LINGUISTIC_CODES
 
-
-def audio_code_vectors(tokenizer_dir: str | Path | None = None) -> torch.Tensor:
-    """(5120, d) float32: linguistic centroids, then the semantic codes as the decoder reads them,
-    each block centred and scaled to unit standard deviation."""
+if TYPE_CHECKING:
     from aqaa.tokenizer.dual import DualCodebookTokenizer
 
-    tok = DualCodebookTokenizer.load(tokenizer_dir)
+
+def audio_code_vectors(tokenizer: DualCodebookTokenizer | str | Path | None = None) -> torch.Tensor:
+    """(5120, d) float32: linguistic centroids, then the semantic codes as the decoder reads them,
+    each block centred and scaled to unit standard deviation. `tokenizer`: a loaded tokenizer or
+    its directory (None: the shipped default)."""
+    from aqaa.tokenizer.dual import DualCodebookTokenizer
+
+    tok = (
+        tokenizer
+        if isinstance(tokenizer, DualCodebookTokenizer)
+        else DualCodebookTokenizer.load(tokenizer)
+    )
     with torch.no_grad():
         ling = tok.linguistic.centroids.float()
         sem_codes = torch.arange(AUDIO_CODES - LINGUISTIC_CODES)
@@ -36,7 +45,7 @@ def audio_code_vectors(tokenizer_dir: str | Path | None = None) -> torch.Tensor:
 def init_audio_embeddings(
     model: torch.nn.Module,
     audio_base: int,
-    tokenizer_dir: str | Path | None = None,
+    tokenizer: DualCodebookTokenizer | str | Path | None = None,
     structured: float = 0.8,
     seed: int = 0,
 ) -> None:
@@ -52,7 +61,7 @@ def init_audio_embeddings(
         raise ValueError(
             f"embedding has {emb.shape[0]} rows; audio ids need {audio_base + AUDIO_CODES}"
         )
-    v = audio_code_vectors(tokenizer_dir)
+    v = audio_code_vectors(tokenizer)
     g = torch.Generator().manual_seed(seed)
     proj = torch.randn(v.shape[1], emb.shape[1], generator=g) / math.sqrt(v.shape[1])
     s = v @ proj

@@ -154,5 +154,29 @@ def load_checkpoint(directory: str | Path, device: str = "cpu") -> tuple[torch.n
     return model, vocab
 
 
+def audio_tokenizer_of(model: torch.nn.Module) -> str | None:
+    """Fingerprint of the audio tokenizer whose codes `model` was trained on (None: unknown, e.g.
+    a checkpoint from before the record). Kept in the HF config, so every checkpoint carries it."""
+    return getattr(model.config, "audio_tokenizer", None)
+
+
+def check_audio_tokenizer(model: torch.nn.Module, fingerprint: str | None, what: str) -> None:
+    """Stamp `model` with the tokenizer whose codes it reads, or fail if it learnt another's.
+
+    `fingerprint` is that of `what` (token shards or a tokenizer); None skips the check. An LM
+    that met the codes of one tokenizer reads another's as noise, so this is an error, not a
+    warning; a new tokenizer needs a new pretraining with `--audio-init`."""
+    if fingerprint is None:
+        return
+    have = audio_tokenizer_of(model)
+    if have is not None and have != fingerprint:
+        raise ValueError(
+            f"the LM reads the audio codes of tokenizer {have}, but {what} uses tokenizer "
+            f"{fingerprint}: tokenize with the LM's tokenizer, or pretrain anew with "
+            "`aqaa train pretrain --audio-init --audio-tokenizer DIR`"
+        )
+    model.config.audio_tokenizer = fingerprint
+
+
 def preset_dict(p: Preset) -> dict[str, object]:
     return asdict(p)

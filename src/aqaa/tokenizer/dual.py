@@ -15,6 +15,7 @@ know the final peak, so it normalises with the running peak; pass `gain=` when t
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -78,12 +79,27 @@ class DualCodebookTokenizer:
         self.linguistic = LinguisticTokenizer(cfg.linguistic).eval()
         self.semantic = SemanticTokenizer(cfg.semantic).eval()
         self.vocab = PhonemeVocab(cfg.phonemes)
+        #: where `load` read it from (None for a tokenizer built in memory)
+        self.directory: Path | None = None
 
     # ----------------------------------------------------------------------------- persistence
     def state_dict(self) -> dict[str, torch.Tensor]:
         sd = {f"linguistic.{k}": v for k, v in self.linguistic.state_dict().items()}
         sd |= {f"semantic.{k}": v for k, v in self.semantic.state_dict().items()}
         return sd
+
+    def fingerprint(self) -> str:
+        """12 hex digits naming the codes this tokenizer writes: a hash of its config and of its
+        weights as saved (fp16), so a saved copy and the model it was saved from agree.
+
+        Token shards and LM checkpoints record it, so an LM is never paired with the tokens of
+        another tokenizer without an error (`aqaa.lm.model.check_audio_tokenizer`)."""
+        h = hashlib.sha256(self.cfg.to_json().encode())
+        for k, v in sorted(self.state_dict().items()):
+            t = v.detach().to(torch.float16) if v.is_floating_point() else v.detach()
+            h.update(k.encode())
+            h.update(t.contiguous().numpy().tobytes())
+        return h.hexdigest()[:12]
 
     def save(self, directory: Path | str, dtype: torch.dtype = torch.float16) -> Path:
         """`model.safetensors` (weights cast to `dtype`) + `config.json`, written atomically."""
@@ -117,6 +133,7 @@ class DualCodebookTokenizer:
             {k[11:]: v for k, v in sd.items() if k.startswith("linguistic.")}
         )
         tok.semantic.load_state_dict({k[9:]: v for k, v in sd.items() if k.startswith("semantic.")})
+        tok.directory = d
         return tok
 
     # ----------------------------------------------------------------------------- encoding

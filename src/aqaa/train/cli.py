@@ -142,8 +142,16 @@ def pretrain(
         typer.Option(help="Task weights, e.g. asr=3,continuation=0.25 (others keep defaults)."),
     ] = None,
     audio_init: Annotated[
-        bool, typer.Option(help="Fresh audio embeddings from the tokenizer's code geometry.")
+        bool,
+        typer.Option(
+            help="Fresh audio embeddings from the tokenizer's code geometry (also with --init: "
+            "that is how an LM moves to a new tokenizer)."
+        ),
     ] = False,
+    audio_tokenizer: Annotated[
+        Path | None,
+        typer.Option(help="Tokenizer directory for --audio-init (default: the shipped one)."),
+    ] = None,
     ctc_weight: Annotated[
         float,
         typer.Option(
@@ -164,6 +172,7 @@ def pretrain(
         cfg = PretrainConfig(
             data=str(data), out=str(out), preset=preset, init=str(init) if init else None,
             text_vocab_size=text_vocab, max_len=max_len, audio_init=audio_init,
+            audio_tokenizer=str(audio_tokenizer) if audio_tokenizer else None,
             ctc_weight=ctc_weight,
         )  # fmt: skip
         cfg.loop.seed = seed
@@ -333,14 +342,24 @@ def ship(
     vocoder: Annotated[
         Path | None, typer.Option(help="Vocoder directory to make the default.")
     ] = None,
+    tokenizer: Annotated[
+        Path | None, typer.Option(help="Audio tokenizer directory to make the default.")
+    ] = None,
     note: Annotated[str, typer.Option(help="A line saved in weights/lm/shipped.json.")] = "",
 ) -> None:
-    """Make trained parts the default model (src/aqaa/weights/): LM in bf16, vocoder in fp16."""
-    from aqaa.train.ship import ship_lm, ship_vocoder
+    """Make trained parts the default model (src/aqaa/weights/): LM in bf16, vocoder in fp16.
 
-    if lm is None and vocoder is None:
-        raise _fail("give --lm and/or --vocoder")
+    The LM and the tokenizer that will be the defaults must match (the LM records the
+    fingerprint of the tokenizer whose codes it learnt); nothing is copied when they do not."""
+    from aqaa.train.ship import check_pair, ship_lm, ship_tokenizer, ship_vocoder
+
+    if lm is None and vocoder is None and tokenizer is None:
+        raise _fail("give --lm, --tokenizer and/or --vocoder")
     try:
+        if lm is not None or tokenizer is not None:
+            check_pair(lm, tokenizer)
+        if tokenizer is not None:
+            console.print(f"tokenizer → {ship_tokenizer(tokenizer)}")
         if lm is not None:
             console.print(f"LM → {ship_lm(lm, note=note)}")
         if vocoder is not None:

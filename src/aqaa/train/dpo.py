@@ -20,9 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from aqaa.lm.data import DPOSource, Pair, load_items
+from aqaa.lm.data import DPOSource, Pair, load_items, shard_tokenizer
 from aqaa.lm.format import KIND_TEXT, FormatConfig
-from aqaa.lm.model import load_checkpoint
+from aqaa.lm.model import check_audio_tokenizer, load_checkpoint
 from aqaa.train.loop import (
     LoopConfig,
     TrainResult,
@@ -201,6 +201,8 @@ def run_dpo(
     reference, ref_vocab = load_checkpoint(cfg.reference, device=str(d.device))
     if ref_vocab != vocab:
         raise ValueError("the reference model has a different tokenizer than the policy")
+    for m in (model, reference):
+        check_audio_tokenizer(m, shard_tokenizer(cfg.data), cfg.data)
     items = load_items(cfg.data, "train")
     src = DPOSource(items, vocab, cfg.format, cfg.max_len, cfg.style_fraction)
     try:

@@ -72,6 +72,9 @@ def merge_checkpoints(
     toks = {Vocab.load(p).fingerprint() for p in paths}
     if len(toks) != 1:
         raise ValueError("the checkpoints do not share one tokenizer")
+    audio = {json.loads((p / "config.json").read_text()).get("audio_tokenizer") for p in paths}
+    if len(audio - {None}) > 1:
+        raise ValueError(f"the checkpoints read different audio tokenizers' codes: {audio}")
     shapes = {_shape(p) for p in paths}
     if len(shapes) != 1:
         raise ValueError("the checkpoints do not share one architecture")

@@ -10,10 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from aqaa.lm.audio_init import init_audio_embeddings
-from aqaa.lm.data import Mixture, PretrainSource, iter_records, load_items
+from aqaa.lm.data import Mixture, PretrainSource, iter_records, load_items, shard_tokenizer
 from aqaa.lm.format import FormatConfig
-from aqaa.lm.model import build_model, load_checkpoint
+from aqaa.lm.model import build_model, check_audio_tokenizer, load_checkpoint
 from aqaa.lm.vocab import DEFAULT_TEXT_VOCAB, Vocab, shard_texts, train_vocab
+from aqaa.tokenizer.dual import DualCodebookTokenizer
 from aqaa.train.loop import (
     LoopConfig,
     TrainResult,
@@ -38,9 +39,13 @@ class PretrainConfig:
     #: Start from this checkpoint (weights and tokenizer) instead of random weights.
     init: str | None = None
     text_vocab_size: int = DEFAULT_TEXT_VOCAB
-    #: A fresh model's audio embeddings start from the tokenizer's code geometry
-    #: (`aqaa.lm.audio_init`); ignored with `init` or on resume.
+    #: The audio embeddings start from the code geometry of `audio_tokenizer`
+    #: (`aqaa.lm.audio_init`): for a fresh model, or for an `init` checkpoint that read another
+    #: tokenizer's codes (its text knowledge is kept). Ignored on resume.
     audio_init: bool = False
+    #: Tokenizer directory for `audio_init` (None: the shipped default); it must be the one that
+    #: wrote the token shards.
+    audio_tokenizer: str | None = None
     max_len: int = 768
     text_loss_weight: float = 1.0
     audio_loss_weight: float = 1.0
@@ -80,8 +85,17 @@ def run_pretrain(
         d.barrier()
         vocab = Vocab.load(tok_dir)
         model = build_model(cfg.preset, vocab.size, seed=cfg.loop.seed)
-        if cfg.audio_init:
-            init_audio_embeddings(model, vocab.audio_base, seed=cfg.loop.seed)
+    data_tokenizer = shard_tokenizer(cfg.data)
+    if cfg.audio_init and not resume:
+        tok = DualCodebookTokenizer.load(cfg.audio_tokenizer)
+        if data_tokenizer not in (None, tok.fingerprint()):
+            raise ValueError(
+                f"--audio-tokenizer {tok.directory} is {tok.fingerprint()}, but {cfg.data} was "
+                f"tokenized with {data_tokenizer}"
+            )
+        init_audio_embeddings(model, vocab.audio_base, tok, seed=cfg.loop.seed)
+        model.config.audio_tokenizer = tok.fingerprint()
+    check_audio_tokenizer(model, data_tokenizer, cfg.data)
     train_items = load_items(cfg.data, "train")
     try:
         valid_items = load_items(cfg.data, "valid")

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from aqaa.lm.data import SFTSource, load_items
+from aqaa.lm.data import SFTSource, load_items, shard_tokenizer
 from aqaa.lm.format import FormatConfig
-from aqaa.lm.model import load_checkpoint
+from aqaa.lm.model import check_audio_tokenizer, load_checkpoint
 from aqaa.train.loop import (
     LoopConfig,
     TrainResult,
@@ -93,6 +93,7 @@ def run_sft(
         ck = cfg.init or final_checkpoint(cfg.out, "pretrain" if cfg.stage == 1 else "sft1")
         cfg.init = str(ck)
     model, vocab = load_checkpoint(ck)
+    check_audio_tokenizer(model, shard_tokenizer(cfg.data), cfg.data)
     items = load_items(cfg.data, "train")
     src = SFTSource(
         items,

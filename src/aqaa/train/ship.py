@@ -46,6 +46,33 @@ def ship_lm(checkpoint: str | Path, weights: Path = WEIGHTS, note: str = "") -> 
     return _swap(tmp, weights / "lm")
 
 
+def ship_tokenizer(directory: str | Path, weights: Path = WEIGHTS) -> Path:
+    """Copy a tokenizer directory (fp16 safetensors + config) into `weights/tokenizer`."""
+    from aqaa.tokenizer.dual import DualCodebookTokenizer
+
+    tok = DualCodebookTokenizer.load(directory)
+    tmp = weights / ".tokenizer.tmp"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tok.save(tmp)
+    if (Path(directory) / "train_config.json").exists():
+        shutil.copy2(Path(directory) / "train_config.json", tmp / "train_config.json")
+    return _swap(tmp, weights / "tokenizer")
+
+
+def check_pair(
+    lm: str | Path | None, tokenizer: str | Path | None, weights: Path = WEIGHTS
+) -> None:
+    """Fail unless the LM to be the default reads the codes of the tokenizer that will be the
+    default (each: the one being shipped, else the one in `weights`)."""
+    from aqaa.lm.model import check_audio_tokenizer, load_checkpoint
+    from aqaa.tokenizer.dual import DualCodebookTokenizer
+
+    model, _ = load_checkpoint(lm if lm is not None else weights / "lm")
+    tok = DualCodebookTokenizer.load(tokenizer if tokenizer is not None else weights / "tokenizer")
+    check_audio_tokenizer(model, tok.fingerprint(), f"the tokenizer {tok.directory}")
+
+
 def ship_vocoder(directory: str | Path, weights: Path = WEIGHTS) -> Path:
     """Copy a vocoder directory into `weights/vocoder` with fp16 weights."""
     from aqaa.vocoder.model import Vocoder

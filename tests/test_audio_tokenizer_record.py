@@ -1,0 +1,128 @@
+"""The audio tokenizer's fingerprint follows its codes: shards, LM checkpoints, merge, ship, engine.
+
+An LM that learnt one tokenizer's codes reads another's as noise, and nothing in the ids shows
+it; these tests pin the errors that stop such a pair from training or shipping."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from aqaa.data.shards import TOKENIZER_RECORD
+from aqaa.lm.data import shard_tokenizer, write_synthetic_corpus
+from aqaa.lm.model import audio_tokenizer_of, check_audio_tokenizer, load_checkpoint
+from aqaa.tokenizer.dual import DEFAULT_DIR, DualCodebookTokenizer
+from aqaa.train.loop import LoopConfig
+from aqaa.train.pretrain import PretrainConfig, run_pretrain
+
+
+@pytest.fixture(scope="module")
+def shipped() -> DualCodebookTokenizer:
+    return DualCodebookTokenizer.load()
+
+
+def _record(corpus: Path, fingerprint: str) -> None:
+    (corpus / "tokens" / TOKENIZER_RECORD).write_text(json.dumps({"fingerprint": fingerprint}))
+
+
+def test_fingerprint_survives_save_and_load_and_changes_with_the_weights(
+    shipped: DualCodebookTokenizer, tmp_path: Path
+) -> None:
+    fp = shipped.fingerprint()
+    assert len(fp) == 12 and int(fp, 16) >= 0
+    assert shipped.directory == DEFAULT_DIR
+    copy = DualCodebookTokenizer.load(shipped.save(tmp_path / "copy"))
+    assert copy.fingerprint() == fp and copy.directory == tmp_path / "copy"
+    with torch.no_grad():
+        copy.linguistic.centroids[3, 0] += 0.5
+    assert copy.fingerprint() != fp
+
+
+def test_shards_of_several_corpora_must_share_one_tokenizer(tmp_path: Path) -> None:
+    a = write_synthetic_corpus(tmp_path / "a", n_train=2, n_valid=1)
+    b = write_synthetic_corpus(tmp_path / "b", n_train=2, n_valid=1)
+    assert shard_tokenizer(f"{a},{b}") is None  # shards from before the record
+    _record(a, "aaaaaaaaaaaa")
+    assert shard_tokenizer(f"{a},{b}") == "aaaaaaaaaaaa"
+    _record(b, "bbbbbbbbbbbb")
+    with pytest.raises(ValueError, match="different tokenizers"):
+        shard_tokenizer(f"{a},{b}")
+
+
+def test_checkpoints_carry_the_stamp_and_refuse_another_tokenizer(tmp_path: Path) -> None:
+    from aqaa.lm.model import build_model, save_checkpoint
+    from aqaa.lm.vocab import train_vocab
+    from aqaa.train.merge import merge_checkpoints
+
+    vocab = train_vocab(["hello world"] * 5, 300)
+    model = build_model("tiny", vocab.size, seed=0)
+    assert audio_tokenizer_of(model) is None
+    check_audio_tokenizer(model, None, "nothing")  # unknown data: no stamp, no error
+    check_audio_tokenizer(model, "aaaaaaaaaaaa", "corpus a")
+    save_checkpoint(model, vocab, tmp_path / "a")
+    back, _ = load_checkpoint(tmp_path / "a")
+    assert audio_tokenizer_of(back) == "aaaaaaaaaaaa"
+    check_audio_tokenizer(back, "aaaaaaaaaaaa", "corpus a")
+    with pytest.raises(
+        ValueError, match="tokenizer aaaaaaaaaaaa, but corpus b uses tokenizer bbbb"
+    ):
+        check_audio_tokenizer(back, "bbbbbbbbbbbb", "corpus b")
+    other = build_model("tiny", vocab.size, seed=1)
+    check_audio_tokenizer(other, "bbbbbbbbbbbb", "corpus b")
+    save_checkpoint(other, vocab, tmp_path / "b")
+    with pytest.raises(ValueError, match="different audio tokenizers"):
+        merge_checkpoints([tmp_path / "a", tmp_path / "b"], [1, 1], tmp_path / "m")
+    merged = merge_checkpoints([tmp_path / "a", tmp_path / "a"], [1, 1], tmp_path / "m")
+    assert audio_tokenizer_of(load_checkpoint(merged)[0]) == "aaaaaaaaaaaa"
+
+
+def _cfg(corpus: Path, out: Path, **kw: object) -> PretrainConfig:
+    loop = LoopConfig(max_steps=1, batch_size=2, micro_batch=2, warmup_steps=1, log_every=1,
+                      eval_every=0, ckpt_every=1, threads=1, seed=1, bf16=False)  # fmt: skip
+    return PretrainConfig(data=str(corpus), out=str(out), preset="tiny", text_vocab_size=300,
+                          max_len=512, eval_examples=2, loop=loop, **kw)  # type: ignore[arg-type]  # fmt: skip
+
+
+def test_pretrain_stamps_the_lm_and_moves_it_to_a_new_tokenizer_only_with_audio_init(
+    shipped: DualCodebookTokenizer, tmp_path: Path
+) -> None:
+    corpus = write_synthetic_corpus(tmp_path / "c", n_train=4, n_valid=2)
+    _record(corpus, "aaaaaaaaaaaa")
+    first = run_pretrain(_cfg(corpus, tmp_path / "r1"), progress=False).final
+    assert audio_tokenizer_of(load_checkpoint(first)[0]) == "aaaaaaaaaaaa"
+    # the same data tokenized anew by the shipped tokenizer: continuing the LM is refused ...
+    _record(corpus, shipped.fingerprint())
+    with pytest.raises(ValueError, match="pretrain anew with"):
+        run_pretrain(_cfg(corpus, tmp_path / "r2", init=str(first)), progress=False)
+    # ... unless its audio embeddings start over from the new tokenizer's codes
+    cfg = _cfg(corpus, tmp_path / "r3", init=str(first), audio_init=True)
+    moved = run_pretrain(cfg, progress=False).final
+    assert audio_tokenizer_of(load_checkpoint(moved)[0]) == shipped.fingerprint()
+    # --audio-tokenizer must be the tokenizer that wrote the shards
+    _record(corpus, "aaaaaaaaaaaa")
+    with pytest.raises(ValueError, match="was tokenized with aaaaaaaaaaaa"):
+        run_pretrain(_cfg(corpus, tmp_path / "r4", audio_init=True), progress=False)
+
+
+def test_ship_and_engine_refuse_a_mismatched_pair(tiny_model_dir: Path, tmp_path: Path) -> None:
+    from aqaa.engine.engine import Engine, EngineError
+    from aqaa.train.ship import check_pair
+
+    root = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, root)
+    cfg_path = root / "lm" / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["audio_tokenizer"] = "aaaaaaaaaaaa"
+    cfg_path.write_text(json.dumps(cfg))
+    with pytest.raises(ValueError, match="reads the audio codes of tokenizer aaaaaaaaaaaa"):
+        check_pair(root / "lm", root / "tokenizer")
+    with pytest.raises(EngineError, match="aaaaaaaaaaaa"):
+        Engine.load(root)
+    cfg["audio_tokenizer"] = DualCodebookTokenizer.load(root / "tokenizer").fingerprint()
+    cfg_path.write_text(json.dumps(cfg))
+    check_pair(root / "lm", root / "tokenizer")
+    assert Engine.load(root).vocab.size > 5120
