@@ -44,3 +44,21 @@ def test_tiny_babble_build_resumes_and_feeds_the_tokenizer(tmp_path: Path) -> No
     assert again["clips"] == summary["clips"]
     assert (cfg.out / clips[0]["path"]).stat().st_mtime_ns == first
     assert json.loads((cfg.out / "build.json").read_text())["kind"] == "babble"
+    # tokenized, babble feeds the LM's answer-free pretraining tasks, and never SFT or DPO
+    from aqaa.data.shards import tokenize_corpus
+    from aqaa.lm.data import DPOSource, PretrainSource, SFTSource, answered, load_items
+    from aqaa.lm.format import FormatConfig
+    from aqaa.lm.vocab import train_vocab
+    from aqaa.tokenizer import DualCodebookTokenizer
+
+    counts = tokenize_corpus(cfg.out, DualCodebookTokenizer.load(), progress=False)
+    items = [it for split in counts for it in load_items(cfg.out, split)]
+    assert len(items) == summary["clips"] and answered(items) == []
+    vocab = train_vocab([t.human_text for it in items for t in it.turns], 300)
+    src = PretrainSource(items, vocab, FormatConfig(), 768)
+    asr = src.task_example("asr", random.Random(0))
+    assert asr.ctc_targets is not None and any(vocab.is_audio(i) for i in asr.ids)
+    with pytest.raises(ValueError, match="no items"):
+        SFTSource(items, vocab, FormatConfig(), 768)
+    with pytest.raises(ValueError, match="with answers"):
+        DPOSource(items, vocab, FormatConfig(), 768)

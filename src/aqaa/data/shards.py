@@ -87,15 +87,15 @@ def tokenize_corpus(
                     "human_text": t["human_text"],
                     "human_style": t["human"]["style"],
                     "human_voice": t["human_audio"]["voice"],
-                    "accept": t["accept"],
+                    "accept": t.get("accept", []),
                     "human_codes": human.tolist(),
-                    "answer_text": t["answer_text"],
+                    "answer_text": t.get("answer_text", ""),
                     "answer_clips": clips,
                 }
             )
-        keys = ("id", "split", "category", "intent", "template")
+        keys = ("id", "split", "category", "intent", "template")  # babble has no intent
         shards.setdefault(r["split"], []).append(
-            {**{k: r[k] for k in keys}, "facts": r.get("facts", []), "turns": turns}
+            {**{k: r.get(k, "") for k in keys}, "facts": r.get("facts", []), "turns": turns}
         )
     out_dir = corpus / "tokens"
     out_dir.mkdir(exist_ok=True)

@@ -90,7 +90,7 @@ class TokenItem:
                 human_text=t["human_text"],
                 human_style=t.get("human_style", "neutral"),
                 human_codes=np.asarray(t["human_codes"], dtype=np.int16),
-                answer_text=t["answer_text"],
+                answer_text=t.get("answer_text", ""),
                 answer_clips=[
                     Clip(c["text"], c.get("style", "neutral"), np.asarray(c["codes"], np.int16))
                     for c in t["answer_clips"]
@@ -99,7 +99,14 @@ class TokenItem:
             )
             for t in d["turns"]
         ]
-        return cls(d["id"], d["split"], d["category"], d["intent"], d["template"], turns)
+        meta = (d["id"], d["split"], d["category"], d.get("intent", ""), d.get("template", ""))
+        return cls(*meta, turns)
+
+
+def answered(items: Sequence[TokenItem]) -> list[TokenItem]:
+    """The items with an answer in every turn: SFT and DPO data. Babble corpora (speech without
+    answers, `aqaa data babble`) serve only the pretraining tasks that need no answer."""
+    return [it for it in items if all(t.answer_text for t in it.turns)]
 
 
 def shard_path(corpus: str | Path, split: str) -> Path:
@@ -287,7 +294,7 @@ class SFTSource(ExampleSource):
         multi_style_boost: float = 1.0,
         replay: float = 0.0,
     ) -> None:
-        super().__init__(items, vocab, fmt, max_len)
+        super().__init__(answered(items), vocab, fmt, max_len)
         self.text_answer_fraction = text_answer_fraction
         self.replay = replay
         sub = [it for it in self.items if categories is None or it.category in categories]
@@ -361,9 +368,10 @@ class DPOSource:
         max_len: int,
         style_fraction: float = 0.5,
     ) -> None:
+        items = answered(items)
         if len(items) < 2:
-            raise ValueError("DPO needs at least two items")
-        self.items = list(items)
+            raise ValueError("DPO needs at least two items with answers")
+        self.items = items
         self.vocab = vocab
         self.fmt = fmt
         self.max_len = max_len
