@@ -310,15 +310,16 @@ def evaluate(
 
     import torch
 
-    from aqaa.lm.data import load_items
+    from aqaa.lm.data import load_items, shard_tokenizer
     from aqaa.lm.evaluate import evaluate_lm
-    from aqaa.lm.model import load_checkpoint
+    from aqaa.lm.model import check_audio_tokenizer, load_checkpoint
 
     if qa_mode not in ("text", "speech"):
         raise _fail(f"--qa-mode must be text or speech, got {qa_mode!r}")
     torch.set_num_threads(threads)
     try:
         model, vocab = load_checkpoint(checkpoint)
+        check_audio_tokenizer(model, shard_tokenizer(data), str(data))
         items = load_items(data, split)
     except (FileNotFoundError, ValueError, OSError) as e:
         raise _fail(str(e)) from None
