@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from aqaa.data.shards import TOKENIZER_RECORD
-from aqaa.lm.data import shard_tokenizer, write_synthetic_corpus
+from aqaa.data.shards import TOKENIZER_RECORD, shard_tokenizer
+from aqaa.lm.data import write_synthetic_corpus
 from aqaa.lm.model import audio_tokenizer_of, check_audio_tokenizer, load_checkpoint
 from aqaa.tokenizer.dual import DEFAULT_DIR, DualCodebookTokenizer
 from aqaa.train.loop import LoopConfig
@@ -110,7 +110,7 @@ def test_pretrain_stamps_the_lm_and_moves_it_to_a_new_tokenizer_only_with_audio_
 
 def test_ship_and_engine_refuse_a_mismatched_pair(tiny_model_dir: Path, tmp_path: Path) -> None:
     from aqaa.engine.engine import Engine, EngineError
-    from aqaa.train.ship import check_pair
+    from aqaa.train.ship import check_parts
 
     root = tmp_path / "model"
     shutil.copytree(tiny_model_dir, root)
@@ -118,11 +118,22 @@ def test_ship_and_engine_refuse_a_mismatched_pair(tiny_model_dir: Path, tmp_path
     cfg = json.loads(cfg_path.read_text())
     cfg["audio_tokenizer"] = "aaaaaaaaaaaa"
     cfg_path.write_text(json.dumps(cfg))
-    with pytest.raises(ValueError, match="reads the audio codes of tokenizer aaaaaaaaaaaa"):
-        check_pair(root / "lm", root / "tokenizer")
+    with pytest.raises(ValueError, match="the LM reads the audio codes of tokenizer aaaaaaaaaaaa"):
+        check_parts(root / "lm", root / "tokenizer", root / "vocoder")
     with pytest.raises(EngineError, match="aaaaaaaaaaaa"):
         Engine.load(root)
     cfg["audio_tokenizer"] = DualCodebookTokenizer.load(root / "tokenizer").fingerprint()
     cfg_path.write_text(json.dumps(cfg))
-    check_pair(root / "lm", root / "tokenizer")
+    check_parts(root / "lm", root / "tokenizer", root / "vocoder")
     assert Engine.load(root).vocab.size > 5120
+    # the vocoder's flow is stamped the same way (by `aqaa train vocoder` from the shards)
+    from aqaa.vocoder.model import Vocoder
+
+    voc = Vocoder.load(root / "vocoder")
+    voc.audio_tokenizer = "bbbbbbbbbbbb"
+    voc.save(root / "vocoder")
+    assert Vocoder.load(root / "vocoder").audio_tokenizer == "bbbbbbbbbbbb"
+    with pytest.raises(ValueError, match="vocoder reads the audio codes of tokenizer bbbb"):
+        check_parts(root / "lm", root / "tokenizer", root / "vocoder")
+    with pytest.raises(EngineError, match="retrain the vocoder's flow"):
+        Engine.load(root)

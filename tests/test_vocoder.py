@@ -294,6 +294,7 @@ def fabricate_corpus(root: Path, seed: int = 0) -> Path:
             lines.append(json.dumps({"id": f"{split}-{d}", "split": split, "turns": [turn]}))
         (root / "tokens").mkdir(parents=True, exist_ok=True)
         (root / "tokens" / f"{split}.jsonl").write_text("\n".join(lines) + "\n")
+    (root / "tokens" / "tokenizer.json").write_text('{"fingerprint": "0123456789ab"}')
     return root
 
 
@@ -361,6 +362,7 @@ def test_tiny_training_losses_fall(trained: Path, corpus: Path) -> None:
     assert list((corpus / "cache").glob("vocoder-*/index.json"))
     voc = Vocoder.load(trained / "vocoder-fp16")
     assert len(voc.decode(random_codes(3))[0]) == 3 * SAMPLES_PER_GROUP
+    assert voc.audio_tokenizer == "0123456789ab"  # stamped from the shards' tokenizer record
 
 
 def test_resume_after_kill_continues_exactly(trained: Path, corpus: Path, tmp_path: Path) -> None:

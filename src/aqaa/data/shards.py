@@ -33,6 +33,22 @@ from aqaa.tokenizer.features import fbank
 TOKENIZER_RECORD = "tokenizer.json"
 
 
+def shard_tokenizer(corpus: str | Path) -> str | None:
+    """Fingerprint of the audio tokenizer that wrote the shards of `corpus` (for `a,b` all must
+    agree); None when no shard records it (shards written before the record existed)."""
+    seen: dict[str, str] = {}
+    for c in str(corpus).split(","):
+        if not c:
+            continue
+        rec = Path(c) / "tokens" / TOKENIZER_RECORD
+        if rec.exists():
+            seen[str(c)] = json.loads(rec.read_text())["fingerprint"]
+    if len(set(seen.values())) > 1:
+        pairs = ", ".join(f"{c}: {f}" for c, f in seen.items())
+        raise ValueError(f"the corpora were tokenized by different tokenizers ({pairs})")
+    return next(iter(seen.values()), None)
+
+
 def _encode_many(
     tok: DualCodebookTokenizer, paths: list[Path], batch: int = 16, progress: bool = True
 ) -> list[np.ndarray]:

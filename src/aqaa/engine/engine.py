@@ -269,13 +269,13 @@ class Engine:
             )
         tok = DualCodebookTokenizer.load(parts["tokenizer"])
         model, vocab = load_checkpoint(parts["lm"])
+        voc = Vocoder.load(parts["vocoder"])
+        fingerprint, what = tok.fingerprint(), f"the tokenizer in {parts['tokenizer']}"
         try:
-            check_audio_tokenizer(
-                model, tok.fingerprint(), f"the tokenizer in {parts['tokenizer']}"
-            )
+            check_audio_tokenizer(model, fingerprint, what)
+            voc.check_tokenizer(fingerprint, what)
         except ValueError as e:
             raise EngineError(str(e)) from None
-        voc = Vocoder.load(parts["vocoder"])
         return cls(tok, model, vocab, voc, config, mode=mode)
 
     # ---- prompts --------------------------------------------------------------------------------

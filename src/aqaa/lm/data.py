@@ -131,22 +131,6 @@ def iter_records(corpus: str | Path, split: str) -> Iterator[dict]:
                     yield json.loads(line)
 
 
-def shard_tokenizer(corpus: str | Path) -> str | None:
-    """Fingerprint of the audio tokenizer that wrote the shards of `corpus` (for `a,b` all must
-    agree); None when no shard records it (shards written before the record existed)."""
-    from aqaa.data.shards import TOKENIZER_RECORD
-
-    seen: dict[str, str] = {}
-    for c in corpora(corpus):
-        rec = c / "tokens" / TOKENIZER_RECORD
-        if rec.exists():
-            seen[str(c)] = json.loads(rec.read_text())["fingerprint"]
-    if len(set(seen.values())) > 1:
-        pairs = ", ".join(f"{c}: {f}" for c, f in seen.items())
-        raise ValueError(f"the corpora were tokenized by different tokenizers ({pairs})")
-    return next(iter(seen.values()), None)
-
-
 def load_items(corpus: str | Path, split: str, limit: int | None = None) -> list[TokenItem]:
     out = []
     for i, rec in enumerate(iter_records(corpus, split)):

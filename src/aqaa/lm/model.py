@@ -166,15 +166,15 @@ def check_audio_tokenizer(model: torch.nn.Module, fingerprint: str | None, what:
     `fingerprint` is that of `what` (token shards or a tokenizer); None skips the check. An LM
     that met the codes of one tokenizer reads another's as noise, so this is an error, not a
     warning; a new tokenizer needs a new pretraining with `--audio-init`."""
+    from aqaa.tokenizer.dual import check_tokenizer_match
+
     if fingerprint is None:
         return
-    have = audio_tokenizer_of(model)
-    if have is not None and have != fingerprint:
-        raise ValueError(
-            f"the LM reads the audio codes of tokenizer {have}, but {what} uses tokenizer "
-            f"{fingerprint}: tokenize with the LM's tokenizer, or pretrain anew with "
-            "`aqaa train pretrain --audio-init --audio-tokenizer DIR`"
-        )
+    fix = (
+        "tokenize with the LM's tokenizer, or pretrain anew with "
+        "`aqaa train pretrain --audio-init --audio-tokenizer DIR`"
+    )
+    check_tokenizer_match("LM", audio_tokenizer_of(model), fingerprint, what, fix)
     model.config.audio_tokenizer = fingerprint
 
 

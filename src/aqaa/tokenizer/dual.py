@@ -36,6 +36,19 @@ from aqaa.tokenizer.semantic import SemanticConfig, SemanticTokenizer
 DEFAULT_DIR = Path(__file__).resolve().parent.parent / "weights" / "tokenizer"
 
 
+def check_tokenizer_match(
+    part: str, have: str | None, want: str | None, what: str, fix: str
+) -> None:
+    """Raise ValueError when `part` learnt the codes of tokenizer `have` but `what` uses tokenizer
+    `want` (fingerprints; None on either side means unknown and skips the check). A model reads
+    another tokenizer's codes as noise, and nothing in the ids shows it."""
+    if have is not None and want is not None and have != want:
+        raise ValueError(
+            f"the {part} reads the audio codes of tokenizer {have}, but {what} uses tokenizer "
+            f"{want}: {fix}"
+        )
+
+
 @dataclass
 class Tokens:
     linguistic: np.ndarray

@@ -310,7 +310,8 @@ def evaluate(
 
     import torch
 
-    from aqaa.lm.data import load_items, shard_tokenizer
+    from aqaa.data.shards import shard_tokenizer
+    from aqaa.lm.data import load_items
     from aqaa.lm.evaluate import evaluate_lm
     from aqaa.lm.model import check_audio_tokenizer, load_checkpoint
 
@@ -350,15 +351,15 @@ def ship(
 ) -> None:
     """Make trained parts the default model (src/aqaa/weights/): LM in bf16, vocoder in fp16.
 
-    The LM and the tokenizer that will be the defaults must match (the LM records the
-    fingerprint of the tokenizer whose codes it learnt); nothing is copied when they do not."""
-    from aqaa.train.ship import check_pair, ship_lm, ship_tokenizer, ship_vocoder
+    The LM, the vocoder and the tokenizer that will be the defaults must match (the LM and the
+    vocoder record the fingerprint of the tokenizer whose codes they learnt); nothing is copied
+    when they do not."""
+    from aqaa.train.ship import check_parts, ship_lm, ship_tokenizer, ship_vocoder
 
     if lm is None and vocoder is None and tokenizer is None:
         raise _fail("give --lm, --tokenizer and/or --vocoder")
     try:
-        if lm is not None or tokenizer is not None:
-            check_pair(lm, tokenizer)
+        check_parts(lm, tokenizer, vocoder)
         if tokenizer is not None:
             console.print(f"tokenizer → {ship_tokenizer(tokenizer)}")
         if lm is not None:

@@ -20,7 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from aqaa.lm.data import DPOSource, Pair, load_items, shard_tokenizer
+from aqaa.data.shards import shard_tokenizer
+from aqaa.lm.data import DPOSource, Pair, load_items
 from aqaa.lm.format import KIND_TEXT, FormatConfig
 from aqaa.lm.model import check_audio_tokenizer, load_checkpoint
 from aqaa.train.loop import (

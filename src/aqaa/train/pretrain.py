@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from aqaa.data.shards import shard_tokenizer
 from aqaa.lm.audio_init import init_audio_embeddings
-from aqaa.lm.data import Mixture, PretrainSource, iter_records, load_items, shard_tokenizer
+from aqaa.lm.data import Mixture, PretrainSource, iter_records, load_items
 from aqaa.lm.format import FormatConfig
 from aqaa.lm.model import build_model, check_audio_tokenizer, load_checkpoint
 from aqaa.lm.vocab import DEFAULT_TEXT_VOCAB, Vocab, shard_texts, train_vocab

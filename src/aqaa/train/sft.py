@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from aqaa.lm.data import SFTSource, load_items, shard_tokenizer
+from aqaa.data.shards import shard_tokenizer
+from aqaa.lm.data import SFTSource, load_items
 from aqaa.lm.format import FormatConfig
 from aqaa.lm.model import check_audio_tokenizer, load_checkpoint
 from aqaa.train.loop import (

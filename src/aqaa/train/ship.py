@@ -60,17 +60,24 @@ def ship_tokenizer(directory: str | Path, weights: Path = WEIGHTS) -> Path:
     return _swap(tmp, weights / "tokenizer")
 
 
-def check_pair(
-    lm: str | Path | None, tokenizer: str | Path | None, weights: Path = WEIGHTS
+def check_parts(
+    lm: str | Path | None,
+    tokenizer: str | Path | None,
+    vocoder: str | Path | None = None,
+    weights: Path = WEIGHTS,
 ) -> None:
-    """Fail unless the LM to be the default reads the codes of the tokenizer that will be the
-    default (each: the one being shipped, else the one in `weights`)."""
+    """Fail unless the LM and the vocoder that will be the defaults read the codes of the
+    tokenizer that will be the default (each: the one being shipped, else the one in `weights`)."""
     from aqaa.lm.model import check_audio_tokenizer, load_checkpoint
     from aqaa.tokenizer.dual import DualCodebookTokenizer
+    from aqaa.vocoder.model import Vocoder
 
-    model, _ = load_checkpoint(lm if lm is not None else weights / "lm")
     tok = DualCodebookTokenizer.load(tokenizer if tokenizer is not None else weights / "tokenizer")
-    check_audio_tokenizer(model, tok.fingerprint(), f"the tokenizer {tok.directory}")
+    fingerprint, what = tok.fingerprint(), f"the tokenizer {tok.directory}"
+    model, _ = load_checkpoint(lm if lm is not None else weights / "lm")
+    check_audio_tokenizer(model, fingerprint, what)
+    voc = Vocoder.load(vocoder if vocoder is not None else weights / "vocoder")
+    voc.check_tokenizer(fingerprint, what)
 
 
 def ship_vocoder(directory: str | Path, weights: Path = WEIGHTS) -> Path:

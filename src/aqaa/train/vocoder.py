@@ -45,6 +45,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
+from aqaa.data.shards import shard_tokenizer
 from aqaa.precision import use_bf16
 from aqaa.vocoder.losses import (
     Discriminators,
@@ -491,6 +492,7 @@ def train_vocoder(
 
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank
     model = Vocoder(model_cfg)
+    model.audio_tokenizer = shard_tokenizer(cfg.data)
     disc = Discriminators()
     torch.manual_seed(cfg.seed + 1000 * rank)  # per-rank dropout
     flow_params = list(model.encoder.parameters()) + list(model.flow.parameters())
@@ -676,6 +678,7 @@ def join_vocoders(
     a, b = Vocoder.load(flow_dir), Vocoder.load(mel_dir)
     if a.config.to_dict() != b.config.to_dict():
         raise ValueError(f"{flow_dir} and {mel_dir} have different vocoder configs")
+    # a.audio_tokenizer (the flow's) is kept: the mel vocoder never sees tokens
     if not torch.allclose(a.mel_mean, b.mel_mean) or not torch.allclose(a.mel_std, b.mel_std):
         raise ValueError("the two vocoders were trained with different mel statistics")
     a.mel_vocoder.load_state_dict(b.mel_vocoder.state_dict())

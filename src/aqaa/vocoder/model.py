@@ -114,6 +114,9 @@ class Vocoder(nn.Module):
         self.config = config or VocoderConfig()
         self.config.check()
         c = self.config
+        #: fingerprint of the audio tokenizer whose codes the flow was trained on (None: unknown);
+        #: saved in config.json, checked by the engine and by `aqaa train ship`
+        self.audio_tokenizer: str | None = None
         self.encoder = TokenEncoder(c.tokens)
         self.flow = FlowMatching(c.flow)
         self.mel_vocoder = MelVocoder(c.vocoder)
@@ -249,6 +252,13 @@ class Vocoder(nn.Module):
 
     # ---- persistence ---------------------------------------------------------------------------
 
+    def check_tokenizer(self, fingerprint: str | None, what: str) -> None:
+        """Fail if the flow learnt another tokenizer's codes than `what`'s (`fingerprint`)."""
+        from aqaa.tokenizer.dual import check_tokenizer_match
+
+        fix = "retrain the vocoder's flow stage on token shards of that tokenizer"
+        check_tokenizer_match("vocoder", self.audio_tokenizer, fingerprint, what, fix)
+
     def save(self, directory: str | os.PathLike[str], fp16: bool = False) -> Path:
         """Write ``config.json`` and ``model.safetensors`` (fp16 if asked) atomically."""
         d = Path(directory)
@@ -261,7 +271,8 @@ class Vocoder(nn.Module):
         save_file(state, str(tmp), metadata={"format": "pt", "dtype": "fp16" if fp16 else "fp32"})
         os.replace(tmp, d / "model.safetensors")
         tmpc = d / f".config.json.{os.getpid()}.tmp"
-        tmpc.write_text(json.dumps(self.config.to_dict(), indent=2) + "\n")
+        meta = {"audio_tokenizer": self.audio_tokenizer} if self.audio_tokenizer else {}
+        tmpc.write_text(json.dumps({**self.config.to_dict(), **meta}, indent=2) + "\n")
         os.replace(tmpc, d / "config.json")
         return d
 
@@ -275,9 +286,12 @@ class Vocoder(nn.Module):
                 f"no vocoder in {d}: expected config.json and model.safetensors "
                 f"(train one with `aqaa train vocoder`)"
             )
-        model = cls(VocoderConfig.from_dict(json.loads(cfg_path.read_text())))
+        cfg = json.loads(cfg_path.read_text())
+        audio_tokenizer = cfg.pop("audio_tokenizer", None)
+        model = cls(VocoderConfig.from_dict(cfg))
         state = {k: v.float() for k, v in load_file(str(weights)).items()}
         model.load_state_dict(state)
+        model.audio_tokenizer = audio_tokenizer
         return model.eval()
 
 
