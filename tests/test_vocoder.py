@@ -390,6 +390,38 @@ def test_resume_after_kill_continues_exactly(trained: Path, corpus: Path, tmp_pa
     assert all(torch.equal(a[k], b[k]) for k in a)  # same weights as the uninterrupted run
 
 
+def test_init_retrains_the_flow_for_a_new_tokenizer(trained: Path, corpus: Path, tmp_path: Path):
+    """--init VOCODER --mel-steps 0: the mel vocoder and its statistics are kept exactly; the
+    code embeddings of another tokenizer's vocoder start over; the result is stamped anew."""
+    import dataclasses
+
+    from aqaa.train.vocoder import restart_code_embeddings, train_vocoder
+
+    base = Vocoder.load(trained / "vocoder")
+    old_ling = base.encoder.ling.weight.detach().clone()
+    restart_code_embeddings(base)
+    new_ling = base.encoder.ling.weight.detach()
+    assert torch.equal(new_ling[-1], old_ling[-1])  # the pad row is not a code
+    assert not torch.isclose(new_ling[:-1], old_ling[:-1]).any()
+    assert float(new_ling[:-1].std()) == pytest.approx(float(old_ling[:-1].std()), rel=0.2)
+
+    base = Vocoder.load(trained / "vocoder")
+    base.audio_tokenizer = "ffffffffffff"  # learnt another tokenizer's codes
+    base.save(tmp_path / "base")
+    cfg = dataclasses.replace(
+        train_config(corpus, tmp_path / "run"), init=str(tmp_path / "base"), flow_steps=4,
+        mel_steps=0, eval_every=4,
+    )  # fmt: skip
+    train_vocoder(cfg)
+    out = Vocoder.load(tmp_path / "run" / "vocoder")
+    assert out.audio_tokenizer == "0123456789ab"
+    for k, v in base.mel_vocoder.state_dict().items():
+        assert torch.equal(out.mel_vocoder.state_dict()[k], v), k
+    assert torch.equal(out.mel_mean, base.mel_mean) and torch.equal(out.mel_std, base.mel_std)
+    flow = out.flow.state_dict()
+    assert any(not torch.equal(flow[k], v) for k, v in base.flow.state_dict().items())  # trained
+
+
 def test_training_data_errors_are_clear(tmp_path: Path) -> None:
     from aqaa.train.vocoder import DataError, train_vocoder
 

@@ -73,6 +73,9 @@ class VocoderTrainConfig:
     data: str
     out: str
     preset: str = "default"  # model size: "default" or "tiny"
+    #: start from this vocoder (weights, config, mel statistics) instead of random weights; if it
+    #: learnt another tokenizer's codes, its code embeddings start over (`restart_code_embeddings`)
+    init: str | None = None
     mel_upsample: int = 1  # the mel vocoder's head frames per mel frame (MelVocoderConfig.upsample)
     flow_steps: int = 20000
     mel_steps: int = 20000
@@ -478,8 +481,13 @@ def train_vocoder(
         raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path}")
 
     state = torch.load(ckpt_path, weights_only=False) if resume else None
+    base = Vocoder.load(cfg.init) if cfg.init and state is None else None
     if state is not None:
         model_cfg = VocoderConfig.from_dict(state["model_config"])
+    elif base is not None:
+        model_cfg = base.config
+        if cfg.mel_upsample not in (1, model_cfg.vocoder.upsample):
+            raise ValueError(f"--init {cfg.init} has mel upsample {model_cfg.vocoder.upsample}")
     else:
         model_cfg = VocoderConfig.tiny() if cfg.preset == "tiny" else VocoderConfig()
         model_cfg.vocoder.upsample = cfg.mel_upsample
@@ -516,6 +524,10 @@ def train_vocoder(
             gen.set_state(r["gen"])
             torch.set_rng_state(r["torch"])
             random.setstate(r["python"])
+    elif base is not None:
+        model.load_state_dict(base.state_dict())  # its mel statistics too: its mel vocoder's
+        if base.audio_tokenizer is None or base.audio_tokenizer != model.audio_tokenizer:
+            restart_code_embeddings(model)
     else:
         mean, std = train_set.mel_stats()
         model.mel_mean.copy_(torch.from_numpy(mean))
@@ -662,6 +674,15 @@ def train_vocoder(
         model.save(out / "vocoder")
         model.save(out / "vocoder-fp16", fp16=True)
     return out / "vocoder"
+
+
+def restart_code_embeddings(model: Vocoder) -> None:
+    """Fresh random code embeddings (linguistic, bar the pad row, and semantic) at the old rows'
+    spread: what a trained vocoder needs before it learns a new tokenizer's codes. The encoder
+    blocks, the flow and the mel vocoder keep their weights, so the flow retrains fast."""
+    with torch.no_grad():
+        for emb in (model.encoder.ling.weight[:-1], model.encoder.sem.weight):
+            emb.normal_(0.0, float(emb.std()))
 
 
 def join_vocoders(

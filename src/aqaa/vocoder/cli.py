@@ -151,6 +151,13 @@ def train_vocoder(
     flow_steps: Annotated[int, typer.Option(help="Stage 1 steps (tokens → mel).")] = 20000,
     mel_steps: Annotated[int, typer.Option(help="Stage 2 steps (mel → waveform).")] = 20000,
     preset: Annotated[str, typer.Option(help="Model size: default or tiny.")] = "default",
+    init: Annotated[
+        Path | None,
+        typer.Option(
+            help="Start from this vocoder (e.g. retrain only the flow with --mel-steps 0 for a "
+            "new tokenizer: its code embeddings start over)."
+        ),
+    ] = None,
     mel_upsample: Annotated[
         int, typer.Option(help="Mel vocoder head frames per mel frame (2: hop 240, less buzz).")
     ] = 1,
@@ -176,6 +183,7 @@ def train_vocoder(
         data=str(data),
         out=str(out),
         preset=preset,
+        init=str(init) if init else None,
         mel_upsample=mel_upsample,
         flow_steps=flow_steps,
         mel_steps=mel_steps,
