@@ -231,8 +231,20 @@ def test_eval_metrics_known_values() -> None:
     assert u["used"] == 0.5 and u["perplexity"] == pytest.approx(2.0)
     tok = tiny_tokenizer()
     f = style_features(tok, np.array([0, 0, 4095, 7, 7, 7]))
-    assert f.shape == (4 * 8 + 4 + 4 + 2,) and np.isfinite(f).all()
-    assert f[-2] == pytest.approx(2 / 5)  # code changes per step
+    assert f.shape == (4 * 8 + 4 + 4 + 2 + 8,) and np.isfinite(f).all()
+    assert f[-10] == pytest.approx(2 / 5)  # code changes per step
+    # decoded prosody, known values: a reconstruction head that always says log-F0 5, voiced,
+    # energy -2 and a mel spectrum rising by 0.1 per bin
+    from aqaa.tokenizer.evaluate import decoded_prosody
+
+    n = 80
+    bias = torch.cat([torch.arange(n) * 0.1, torch.tensor([5.0, 1.0, -2.0])]).repeat(4)
+    with torch.no_grad():
+        tok.semantic.recon.weight.zero_()
+        tok.semantic.recon.bias.copy_(bias)
+    d = decoded_prosody(tok, np.array([0, 7, 7, 4095]))
+    tilt = (np.arange(40, 80).mean() - np.arange(0, 20).mean()) * 0.1
+    np.testing.assert_allclose(d, [5.0, 0, 1.0, -2.0, 0, 0, 0, tilt], atol=1e-5)
 
 
 def test_linguistic_augmentation_warps_and_masks() -> None:

@@ -12,7 +12,10 @@ style probe is fitted. Metrics, on the reserved voices:
 - speaker invariance: agreement of the linguistic tokens of the same neutral sentence spoken by
   two voices (1 − normalised edit distance of the de-duplicated sequences);
 - style probe: a logistic regression on speaker-normalised statistics of the semantic codes
-  (FSQ level histograms, means, spreads, code change rate), trained on the training voices and
+  (FSQ level histograms, means, spreads, code change rate) and of the prosody that the
+  tokenizer's own reconstruction decoder reads back from them (`decoded_prosody`: log-F0 level
+  and spread, voicing, energy, voicing flips and spectral flux for rate, spectral tilt), trained
+  on the training voices and
   tested on the reserved ones. Speaker normalisation (subtracting the voice's mean neutral
   features) is standard in paralinguistics: "high" is high *for that speaker*.
 """
@@ -32,6 +35,7 @@ from aqaa.data.styles import style_prosody
 from aqaa.data.voices import RESERVED_VOICES, VoiceBank
 from aqaa.tokenizer.dual import DualCodebookTokenizer
 from aqaa.tokenizer.features import fbank, stack_frames
+from aqaa.tokenizer.linguistic import N_MELS
 
 PROBE_STYLES = ("neutral", "fast", "slow", "high", "low", "loud", "quiet", "whisper")
 PROBE_TRAIN_VOICES = ("espeak:en-us+m3", "flite:rms", "festival:kal_diphone~f")
@@ -127,7 +131,36 @@ def phone_error_rate(tok: DualCodebookTokenizer, clips: list[ProbeClip]) -> floa
     return errors / max(total, 1)
 
 
+def decoded_prosody(tok: DualCodebookTokenizer, semantic: np.ndarray) -> np.ndarray:
+    """Prosody read back from the codes by the tokenizer's own reconstruction decoder (a fixed
+    function of the tokens, trained to predict log-F0, voicing, energy and mel from them):
+    median and spread of log-F0 over voiced frames, voiced share, energy mean and spread, voicing
+    flips and spectral flux per frame (rate), and the spectral tilt (whisper, effort)."""
+    sem = tok.semantic
+    with torch.no_grad():
+        q = sem.fsq.codes_to_vectors(torch.from_numpy(semantic).long())[None]
+        r = sem.recon(sem.decoder(q)).float().view(-1, N_MELS + 3).numpy()
+    mel, lf0, vuv, energy = r[:, :N_MELS], r[:, N_MELS], r[:, N_MELS + 1] > 0, r[:, N_MELS + 2]
+    f0 = lf0[vuv] if vuv.sum() >= 3 else lf0
+    flips = float(np.mean(vuv[1:] != vuv[:-1])) if len(vuv) > 1 else 0.0
+    flux = float(np.abs(np.diff(mel, axis=0)).mean()) if len(mel) > 1 else 0.0
+    tilt = float(mel[:, N_MELS // 2 :].mean() - mel[:, : N_MELS // 4].mean())
+    return np.array(
+        [
+            np.median(f0),
+            np.percentile(f0, 90) - np.percentile(f0, 10),
+            vuv.mean(),
+            energy.mean(),
+            energy.std(),
+            flips,
+            flux,
+            tilt,
+        ]
+    )
+
+
 def style_features(tok: DualCodebookTokenizer, semantic: np.ndarray) -> np.ndarray:
+    """Code statistics and `decoded_prosody` of one clip's semantic codes."""
     vec = tok.semantic.fsq.codes_to_vectors(torch.from_numpy(semantic)).numpy()  # (T, 4)
     levels = tok.semantic.fsq.levels
     hist = [
@@ -139,7 +172,13 @@ def style_features(tok: DualCodebookTokenizer, semantic: np.ndarray) -> np.ndarr
     ]
     change = float(np.mean(semantic[1:] != semantic[:-1])) if len(semantic) > 1 else 0.0
     return np.concatenate(
-        [*hist, vec.mean(0), vec.std(0), [change, len(set(semantic.tolist())) / len(semantic)]]
+        [
+            *hist,
+            vec.mean(0),
+            vec.std(0),
+            [change, len(set(semantic.tolist())) / len(semantic)],
+            decoded_prosody(tok, semantic),
+        ]
     )
 
 
