@@ -48,3 +48,17 @@ aqaa data babble --out "$D/babble" --hours 2 --seed 5 --workers 2
 aqaa train tokenizer --data "$D/c3,$D/babble" --out "$R/tok3" --steps 5000 --cmn-prior 10
 aqaa train tokenizer --data "$D/c3,$D/babble" --out "$R/tok3b" --steps 5000 --cmn-prior 0
 aqaa eval tokenizer --tokenizer "$R/tok3" --sentences 10
+# Session 6 (TRAINING.md): tok4 = tok3's command with 10,000 steps (the candidate default); c3 and
+# babble tokenized with it; the LM moved to its codes (--audio-init restarts the audio embeddings
+# from tok4's code geometry), ASR-only with the spelling CTC, without (lm5) and with (lm6) babble.
+aqaa train tokenizer --data "$D/c3,$D/babble" --out "$R/tok4" --steps 10000 --cmn-prior 10
+aqaa eval tokenizer --tokenizer "$R/tok4" --sentences 10
+aqaa data tokenize "$D/c3" --tokenizer "$R/tok4"
+aqaa data tokenize "$D/babble" --tokenizer "$R/tok4"
+aqaa eval token-probe --data "$D/c3"
+for spec in "lm5 $D/c3" "lm6 $D/c3,$D/babble"; do
+  set -- $spec
+  aqaa train pretrain --data "$2" --out "$R/$1" --init src/aqaa/weights/lm --audio-init \
+    --audio-tokenizer "$R/tok4" --max-steps 3000 --threads 1 --mixture "$ASR_ONLY" --ctc-weight 0.5 &
+done
+wait
