@@ -522,6 +522,15 @@ def test_cli_resynth(tiny: Vocoder, tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     x, sr = sf.read(tmp_path / "out.wav")
     assert sr == SR and len(x) % SAMPLES_PER_GROUP == 0 and 0.8 * SR <= len(x) <= SR
+    # a vocoder whose flow learnt another tokenizer's codes is refused in one line, exit 2
+    tiny.audio_tokenizer = "ffffffffffff"
+    tiny.save(tmp_path / "voc")
+    tiny.audio_tokenizer = None
+    args = ["resynth", str(tmp_path / "in.wav"), "-o", str(tmp_path / "out2.wav"),
+            "--tokenizer", str(tmp_path / "tok"), "--vocoder", str(tmp_path / "voc")]  # fmt: skip
+    res = CliRunner().invoke(_app(), args)
+    assert res.exit_code == 2 and "tokenizer ffffffffffff" in res.output
+    assert not (tmp_path / "out2.wav").exists()
 
 
 def test_join_vocoders_takes_each_stage_from_its_run(tmp_path) -> None:

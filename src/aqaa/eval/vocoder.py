@@ -167,10 +167,12 @@ def evaluate_vocoder(
     from tqdm import tqdm
 
     from aqaa.audio import load_audio
+    from aqaa.data.shards import shard_tokenizer
     from aqaa.eval.judge import WhisperJudge, wer
     from aqaa.vocoder.model import Vocoder
 
     voc = Vocoder.load(vocoder_dir)
+    voc.check_tokenizer(shard_tokenizer(corpus), f"the token shards of {corpus}")
     judge = WhisperJudge()
     results: list[ClipResult] = []
     for c in tqdm(pick_clips(corpus, split, n, seed), disable=not progress, unit="clip"):

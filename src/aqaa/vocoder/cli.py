@@ -129,6 +129,10 @@ def resynth(
     except FileNotFoundError as e:
         raise _fail(str(e)) from None
     voc = _load_vocoder(vocoder)
+    try:
+        voc.check_tokenizer(tok.fingerprint(), f"the tokenizer {tok.directory}")
+    except ValueError as e:
+        raise _fail(str(e)) from None
     t0 = time.perf_counter()
     try:
         codes = tok.encode(in_wav).codes
