@@ -13,6 +13,7 @@ from aqaa.lm.evaluate import evaluate_lm, word_errors
 from aqaa.lm.format import ChatTurn, FormatConfig
 from aqaa.lm.model import PRESETS, build_model, count_parameters, paper_parameter_count
 from aqaa.lm.model import save_checkpoint as save_ckpt
+from aqaa.lm.spelling import SPELL_CHARS
 from aqaa.lm.vocab import Vocab, train_vocab
 
 
@@ -91,6 +92,9 @@ def test_evaluate_lm_and_cli(setup, tmp_path) -> None:
     model = build_model("tiny", vocab.size, seed=5).eval()
     res = evaluate_lm(model, vocab, items, n_asr=3, n_qa=3)
     assert res.asr_n == 3 and res.asr_wer is not None and res.asr_wer >= 0
+    # a random head spells noise: about one error per reference character, or more
+    assert res.spelling_cer is not None and res.spelling_cer >= 0.5
+    assert all(set(s["spelled"]) <= set(SPELL_CHARS) for s in res.samples if s["task"] == "asr")
     assert res.qa_n == min(3, sum(it.category in ("knowledge", "reasoning") for it in items))
     assert res.qa_accuracy == 0.0  # a random model answers nothing right
     from aqaa.lm.data import write_synthetic_corpus

@@ -12,7 +12,13 @@ import torch.nn.functional as F
 
 from aqaa.lm.data import Mixture, PretrainSource, load_items, write_synthetic_corpus
 from aqaa.lm.format import FormatConfig
-from aqaa.lm.spelling import SPELL_CHARS, spell_columns, spell_targets, spelling_ctc
+from aqaa.lm.spelling import (
+    SPELL_CHARS,
+    spell_columns,
+    spell_greedy,
+    spell_targets,
+    spelling_ctc,
+)
 from aqaa.lm.vocab import PAD_ID, train_vocab
 from aqaa.train.loop import LoopConfig, read_log
 from aqaa.train.pretrain import PretrainConfig, run_pretrain
@@ -94,3 +100,14 @@ def test_pretraining_with_spelling_ctc_logs_it_and_adds_no_weights(
 
     keys = set(load_file(str(res.final / "model.safetensors")))
     assert not any("ctc" in k or "spell" in k for k in keys)
+
+
+def test_spell_greedy_merges_repeats_and_drops_blanks() -> None:
+    columns = torch.tensor([3, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25,
+                            26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37])  # fmt: skip
+    head = torch.zeros(40, len(columns))
+    head[columns, torch.arange(len(columns))] = 1.0  # column k scores class k
+    classes = [8, 8, 0, 9, 9, 0, 0, 9, 27, 27, 2]  # h h _ i i _ _ i ␣ ␣ b
+    hidden = F.one_hot(torch.tensor(classes), len(columns)).float()
+    assert spell_greedy(hidden, head, columns) == "hii b"
+    assert spell_greedy(hidden[:0], head, columns) == ""

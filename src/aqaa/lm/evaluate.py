@@ -17,40 +17,63 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 
 from aqaa.data.tasks.base import contains_phrase, normalize
 from aqaa.lm.data import TokenItem
 from aqaa.lm.decode import LeanDecoder, respond
-from aqaa.lm.format import ChatTurn, FormatConfig, Mode
+from aqaa.lm.format import ChatTurn, FormatConfig, Mode, build_prompt
+from aqaa.lm.spelling import SPELL_CHARS, spell_columns, spell_greedy, spell_targets
 from aqaa.lm.vocab import Vocab
 
 QA_CATEGORIES: tuple[str, ...] = ("knowledge", "reasoning")
 _TAG = re.compile(r"\((\w+)\)\s*")
 
 
+def edit_distance(ref: Sequence[object], hyp: Sequence[object]) -> int:
+    """Levenshtein distance between two sequences (words or characters)."""
+    prev = list(range(len(hyp) + 1))
+    for i, rw in enumerate(ref, 1):
+        cur = [i] + [0] * len(hyp)
+        for j, hw in enumerate(hyp, 1):
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (rw != hw))
+        prev = cur
+    return prev[-1]
+
+
 def word_errors(ref: str, hyp: str) -> tuple[int, int]:
     """(edit distance in words, reference words) after normalisation and tag removal."""
     r = normalize(_TAG.sub("", ref)).split()
     h = normalize(_TAG.sub("", hyp)).split()
-    prev = list(range(len(h) + 1))
-    for i, rw in enumerate(r, 1):
-        cur = [i] + [0] * len(h)
-        for j, hw in enumerate(h, 1):
-            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (rw != hw))
-        prev = cur
-    return prev[-1], len(r)
+    return edit_distance(r, h), len(r)
 
 
 @dataclass
 class LMEval:
     asr_wer: float | None = None
     asr_n: int = 0
+    #: character error rate of what the output head spells at the question's audio positions
+    #: (`aqaa.lm.spelling`; meaningful after training with `--ctc-weight`)
+    spelling_cer: float | None = None
     qa_accuracy: float | None = None
     qa_n: int = 0
     qa_per_category: dict[str, float] = field(default_factory=dict)
     tokens_per_second: float = 0.0
     samples: list[dict[str, Any]] = field(default_factory=list)
+
+
+@torch.no_grad()
+def spelling(model: torch.nn.Module, vocab: Vocab, codes: Sequence[int], fmt: FormatConfig) -> str:
+    """What the LM's output head spells over a question's audio tokens (the ASR prompt)."""
+    ids = build_prompt(vocab, [ChatTurn(human_codes=np.asarray(codes))], "text", fmt,
+                       system=fmt.system_asr)  # fmt: skip
+    audio = [i for i, t in enumerate(ids) if vocab.is_audio(t)]
+    if not audio:
+        return ""
+    hidden = model.model(torch.tensor([ids])).last_hidden_state[0, audio[0] : audio[-1] + 1]
+    cols = torch.tensor(spell_columns(vocab))
+    return spell_greedy(hidden, model.lm_head.weight, cols)
 
 
 def evaluate_lm(
@@ -69,7 +92,7 @@ def evaluate_lm(
     fmt = fmt or FormatConfig()
     dec = LeanDecoder(model, max_len=max_len, dtype=dtype)
     out = LMEval()
-    errs = words = 0
+    errs = words = c_errs = chars = 0
     toks = secs = 0.0
     for it in items[:n_asr]:
         t = it.turns[0]
@@ -77,12 +100,19 @@ def evaluate_lm(
                        system=fmt.system_asr, max_new_tokens=128)  # fmt: skip
         e, n = word_errors(t.human_text, p.text)
         errs, words = errs + e, words + n
+        spelled = spelling(model, vocab, t.human_codes, fmt)
+        ref = "".join(SPELL_CHARS[c - 1] for c in spell_targets(t.human_text))
+        c_errs, chars = c_errs + edit_distance(list(ref), list(spelled)), chars + len(ref)
         toks, secs = toks + len(r.ids), secs + r.seconds
         out.asr_n += 1
         if len(out.samples) < 10:
-            out.samples.append({"task": "asr", "ref": t.human_text, "hyp": p.text})
+            out.samples.append(
+                {"task": "asr", "ref": t.human_text, "hyp": p.text, "spelled": spelled}
+            )
     if words:
         out.asr_wer = errs / words
+    if chars:
+        out.spelling_cer = c_errs / chars
     per: dict[str, list[int]] = {}
     qa = [it for it in items if it.category in categories][:n_qa]
     for it in qa:

@@ -79,3 +79,13 @@ def spelling_ctc(
         )
         n_chars += len(tgt)
     return total, n_chars
+
+
+def spell_greedy(hidden: torch.Tensor, head_weight: torch.Tensor, columns: torch.Tensor) -> str:
+    """What the output head spells at these positions (`hidden` (T, D)): best class per
+    position, repeats merged, blanks dropped. `aqaa train evaluate` reports its character error
+    rate: whether the LM's audio positions carry the words, apart from whether its decoder
+    finds them."""
+    best = F.linear(hidden.float(), head_weight[columns].float()).argmax(-1).tolist()
+    out = [c for i, c in enumerate(best) if c != 0 and (i == 0 or c != best[i - 1])]
+    return "".join(SPELL_CHARS[c - 1] for c in out)

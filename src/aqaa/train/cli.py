@@ -332,8 +332,10 @@ def evaluate(
         console.print(s, highlight=False)
     wer = "n/a" if res.asr_wer is None else f"{100 * res.asr_wer:.1f}%"
     acc = "n/a" if res.qa_accuracy is None else f"{100 * res.qa_accuracy:.1f}%"
+    cer = "n/a" if res.spelling_cer is None else f"{100 * res.spelling_cer:.1f}%"
     console.print(
-        f"ASR WER {wer} on {res.asr_n} items; QA accuracy {acc} on {res.qa_n} items "
+        f"ASR WER {wer} (spelling CER {cer}) on {res.asr_n} items; "
+        f"QA accuracy {acc} on {res.qa_n} items "
         f"{res.qa_per_category}; {res.tokens_per_second:.0f} tokens/s"
     )
 
