@@ -8,8 +8,9 @@
                 "answer_text": "(sad) I am sorry.",   # tagged text
                 "answer_clips": [{"text", "style", "codes": [...], "audio": "audio/.../a0_0.flac"}]}]}
 
-`tokens/tokenizer.json` names the tokenizer (`{"fingerprint", "directory"}`): LM training
-refuses to mix shards of different tokenizers or to continue an LM on another tokenizer's codes.
+`tokens/tokenizer.json` names the tokenizer (`{"fingerprint", "directory"}`): LM and vocoder
+training stamp it into what they write, and training, evaluation, ship and the engine refuse to mix
+shards of different tokenizers or to pair a model with another tokenizer's codes.
 
 Clips are tokenized in batches of similar length (the encoder's block mask makes padding harmless).
 """
