@@ -34,14 +34,17 @@ from aqaa.tokenizer.features import fbank
 TOKENIZER_RECORD = "tokenizer.json"
 
 
+def corpora(corpus: str | Path) -> list[Path]:
+    """The corpus directories of a `--data` value: one path, or several joined by commas."""
+    return [Path(c) for c in str(corpus).split(",") if c]
+
+
 def shard_tokenizer(corpus: str | Path) -> str | None:
     """Fingerprint of the audio tokenizer that wrote the shards of `corpus` (for `a,b` all must
     agree); None when no shard records it (shards written before the record existed)."""
     seen: dict[str, str] = {}
-    for c in str(corpus).split(","):
-        if not c:
-            continue
-        rec = Path(c) / "tokens" / TOKENIZER_RECORD
+    for c in corpora(corpus):
+        rec = c / "tokens" / TOKENIZER_RECORD
         if rec.exists():
             seen[str(c)] = json.loads(rec.read_text())["fingerprint"]
     if len(set(seen.values())) > 1:

@@ -27,7 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from aqaa.lm.data import corpora, iter_records
+from aqaa.data.shards import corpora
+from aqaa.lm.data import iter_records
 from aqaa.tokenizer.evaluate import dedup, edit_distance
 from aqaa.tokenizer.ids import GROUP, LINGUISTIC_CODES, SEMANTIC_CODES, split
 from aqaa.tokenizer.phonemes import PhonemeVocab

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from aqaa.data.schema import CATEGORIES, Sentence, parse_tagged, tag_sentence
+from aqaa.data.shards import corpora
 from aqaa.data.styles import STYLES
 from aqaa.data.tasks import generate
 from aqaa.lm.format import (
@@ -111,11 +112,6 @@ def answered(items: Sequence[TokenItem]) -> list[TokenItem]:
 
 def shard_path(corpus: str | Path, split: str) -> Path:
     return Path(corpus) / "tokens" / f"{split}.jsonl"
-
-
-def corpora(corpus: str | Path) -> list[Path]:
-    """The corpus directories of a `--data` value: one path, or several joined by commas."""
-    return [Path(c) for c in str(corpus).split(",") if c]
 
 
 def iter_records(corpus: str | Path, split: str) -> Iterator[dict]:

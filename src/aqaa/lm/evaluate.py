@@ -64,15 +64,22 @@ class LMEval:
 
 
 @torch.no_grad()
-def spelling(model: torch.nn.Module, vocab: Vocab, codes: Sequence[int], fmt: FormatConfig) -> str:
-    """What the LM's output head spells over a question's audio tokens (the ASR prompt)."""
+def spelling(
+    model: torch.nn.Module,
+    vocab: Vocab,
+    codes: Sequence[int],
+    fmt: FormatConfig,
+    columns: torch.Tensor | None = None,
+) -> str:
+    """What the LM's output head spells over a question's audio tokens (the ASR prompt);
+    `columns`: `spell_columns(vocab)`, computed here when not given."""
     ids = build_prompt(vocab, [ChatTurn(human_codes=np.asarray(codes))], "text", fmt,
                        system=fmt.system_asr)  # fmt: skip
     audio = [i for i, t in enumerate(ids) if vocab.is_audio(t)]
     if not audio:
         return ""
     hidden = model.model(torch.tensor([ids])).last_hidden_state[0, audio[0] : audio[-1] + 1]
-    cols = torch.tensor(spell_columns(vocab))
+    cols = torch.tensor(spell_columns(vocab)) if columns is None else columns
     return spell_greedy(hidden, model.lm_head.weight, cols)
 
 
@@ -94,13 +101,14 @@ def evaluate_lm(
     out = LMEval()
     errs = words = c_errs = chars = 0
     toks = secs = 0.0
+    columns = torch.tensor(spell_columns(vocab))
     for it in items[:n_asr]:
         t = it.turns[0]
         p, r = respond(dec, vocab, [ChatTurn(human_codes=t.human_codes)], "text", fmt,
                        system=fmt.system_asr, max_new_tokens=128)  # fmt: skip
         e, n = word_errors(t.human_text, p.text)
         errs, words = errs + e, words + n
-        spelled = spelling(model, vocab, t.human_codes, fmt)
+        spelled = spelling(model, vocab, t.human_codes, fmt, columns)
         ref = "".join(SPELL_CHARS[c - 1] for c in spell_targets(t.human_text))
         c_errs, chars = c_errs + edit_distance(list(ref), list(spelled)), chars + len(ref)
         toks, secs = toks + len(r.ids), secs + r.seconds

@@ -202,8 +202,9 @@ def run_dpo(
     reference, ref_vocab = load_checkpoint(cfg.reference, device=str(d.device))
     if ref_vocab != vocab:
         raise ValueError("the reference model has a different tokenizer than the policy")
+    data_tokenizer = shard_tokenizer(cfg.data)
     for m in (model, reference):
-        check_audio_tokenizer(m, shard_tokenizer(cfg.data), cfg.data)
+        check_audio_tokenizer(m, data_tokenizer, cfg.data)
     items = load_items(cfg.data, "train")
     src = DPOSource(items, vocab, cfg.format, cfg.max_len, cfg.style_fraction)
     try:
