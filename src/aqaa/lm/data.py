@@ -42,6 +42,7 @@ from aqaa.lm.format import (
     build_prompt,
     response,
 )
+from aqaa.lm.guide import token_fractions
 from aqaa.lm.spelling import spell_targets
 from aqaa.lm.vocab import EOT_ID, Vocab
 
@@ -232,6 +233,9 @@ class PretrainSource(ExampleSource):
             if audio:  # the question's audio tokens are one contiguous block
                 ex.ctc_span = (audio[0], audio[-1] + 1)
                 ex.ctc_targets = spell_targets(text)
+                said = response_text_positions(ex)
+                ex.guide_queries = [i - 1 for i in said]
+                ex.guide_fractions = token_fractions([v.decode([ex.ids[i]]) for i in said])
             return ex
         if task in ("tts", "interleaved"):
             text, codes = self._clip(rng)

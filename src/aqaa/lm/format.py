@@ -110,6 +110,10 @@ class Example:
     #: tokens and the transcript's character targets; unset for tasks without it.
     ctc_span: tuple[int, int] | None = None
     ctc_targets: list[int] = field(default_factory=list)
+    #: Guided attention (`aqaa.lm.guide`): positions of the queries that predict the transcript's
+    #: tokens, and where in the audio span (0–1) each predicted token is spoken.
+    guide_queries: list[int] = field(default_factory=list)
+    guide_fractions: list[float] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if len(self.ids) != len(self.kinds):

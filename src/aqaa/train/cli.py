@@ -158,6 +158,14 @@ def pretrain(
             help="Spelling CTC at the ASR question's audio tokens (0: off); see aqaa.lm.spelling."
         ),
     ] = 0.0,
+    guide_weight: Annotated[
+        float,
+        typer.Option(
+            help="Guided attention on the ASR task: a monotonic prior for a few heads of the "
+            "upper layers (0: off); see aqaa.lm.guide."
+        ),
+    ] = 0.0,
+    guide_heads: Annotated[int, typer.Option(help="Heads guided per layer (the first ones).")] = 1,
     progress: Progress = True,
 ) -> None:
     """Pretrain on the task mixture (audio continuation, ASR, TTS, interleaved, text QA).
@@ -173,7 +181,7 @@ def pretrain(
             data=str(data), out=str(out), preset=preset, init=str(init) if init else None,
             text_vocab_size=text_vocab, max_len=max_len, audio_init=audio_init,
             audio_tokenizer=str(audio_tokenizer) if audio_tokenizer else None,
-            ctc_weight=ctc_weight,
+            ctc_weight=ctc_weight, guide_weight=guide_weight, guide_heads=guide_heads,
         )  # fmt: skip
         cfg.loop.seed = seed
         cfg.loop.bf16 = bf16

@@ -8,7 +8,9 @@ batch over processes and micro-batches adds up to the same gradient.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
@@ -17,6 +19,7 @@ from torch import nn
 
 from aqaa.lm.data import ExampleSource
 from aqaa.lm.format import KIND_AUDIO, KIND_CONTEXT, KIND_TEXT, Example
+from aqaa.lm.guide import default_layers, guide_loss, record_attention
 from aqaa.lm.spelling import spell_columns, spelling_ctc
 from aqaa.lm.vocab import PAD_ID
 
@@ -34,6 +37,28 @@ class Task(Protocol):
     def n_tokens(self, item: Any) -> int: ...
 
 
+@dataclass
+class Auxiliary:
+    """The auxiliary losses of a micro-batch (`LMTask`): spelling CTC (`aqaa.lm.spelling`) at
+    the question's audio positions, guided attention (`aqaa.lm.guide`) of the transcript's
+    queries. Each is on when its part is set; the forward fills the sums and counts."""
+
+    #: spelling CTC: class token ids, audio spans, character targets per example
+    spell_columns: torch.Tensor | None = None
+    spans: Sequence[tuple[int, int] | None] = ()
+    spell_targets: Sequence[list[int]] = ()
+    #: guided attention: layers and heads to guide, queries and their spoken fractions, width
+    guide_layers: Sequence[int] = ()
+    guide_heads: int = 1
+    guide_queries: Sequence[list[int]] = ()
+    guide_fractions: Sequence[list[float]] = ()
+    guide_width: float = 0.15
+    ctc: torch.Tensor | None = None
+    ctc_n: int = 0
+    guide: torch.Tensor | None = None
+    guide_n: int = 0
+
+
 class TargetLogprobs(nn.Module):
     """Wraps a causal LM: log-probabilities of the next tokens at selected positions only.
 
@@ -46,23 +71,40 @@ class TargetLogprobs(nn.Module):
         self.lm = lm
 
     def forward(
-        self,
-        ids: torch.Tensor,
-        select: torch.Tensor,
-        spelling: tuple[torch.Tensor, list, list] | None = None,
-    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor, int]:
+        self, ids: torch.Tensor, select: torch.Tensor, aux: Auxiliary | None = None
+    ) -> torch.Tensor:
         """`ids` (B, L); `select` (B, L-1) bool over targets `ids[:, 1:]` → (N,) fp32 log-probs.
 
-        With `spelling` = (columns, spans, targets) (`aqaa.lm.spelling`), also the summed
-        spelling-CTC loss at the spans' hidden states and its number of characters."""
-        hidden = self.lm.model(input_ids=ids[:, :-1]).last_hidden_state
+        With `aux`, also computes its auxiliary losses into it (sums and counts)."""
+        guided = aux is not None and bool(aux.guide_layers)
+        with contextlib.ExitStack() as stack:
+            rec = (
+                stack.enter_context(record_attention(self.lm, aux.guide_layers, aux.guide_heads))
+                if guided
+                else None
+            )
+            hidden = self.lm.model(input_ids=ids[:, :-1]).last_hidden_state
         logits = self.lm.lm_head(hidden[select]).float()
         logp = -F.cross_entropy(logits, ids[:, 1:][select], reduction="none")
-        if spelling is None:
-            return logp
-        columns, spans, targets = spelling
-        ctc, n = spelling_ctc(hidden, self.lm.lm_head.weight, columns, spans, targets)
-        return logp, ctc, n
+        if aux is not None and aux.spell_columns is not None:
+            aux.ctc, aux.ctc_n = spelling_ctc(
+                hidden, self.lm.lm_head.weight, aux.spell_columns, aux.spans, aux.spell_targets
+            )
+        if rec is not None:
+            aux.guide, aux.guide_n = guide_loss(
+                [rec.weights[i] for i in sorted(rec.weights)],
+                aux.spans,
+                aux.guide_queries,
+                aux.guide_fractions,
+                aux.guide_width,
+            )
+        return logp
+
+
+def _config_of(module: nn.Module) -> object:
+    """The HF config of the LM inside `module` (a `TargetLogprobs`, possibly DDP-wrapped)."""
+    inner = getattr(module, "module", module)
+    return inner.lm.config
 
 
 def pad_batch(
@@ -91,8 +133,20 @@ class LMTask:
         eval_size: int = 0,
         device: torch.device | str = "cpu",
         ctc_weight: float = 0.0,
+        guide_weight: float = 0.0,
+        guide_layers: Sequence[int] = (),
+        guide_heads: int = 1,
+        guide_width: float = 0.15,
     ) -> None:
         self.source = source
+        #: weight of guided attention (`aqaa.lm.guide`) on examples with `guide_queries`;
+        #: no `guide_layers` means the upper half of the stack
+        self.guide_weight = guide_weight
+        self.guide_layers, self.guide_heads, self.guide_width = (
+            guide_layers,
+            guide_heads,
+            guide_width,
+        )
         #: weight of the spelling CTC (`aqaa.lm.spelling`) on examples that carry a `ctc_span`
         self.ctc_weight = ctc_weight
         self._columns = torch.tensor(spell_columns(source.vocab)) if ctc_weight else None
@@ -121,12 +175,18 @@ class LMTask:
         tk = kinds[:, 1:]
         select = tk != KIND_CONTEXT
         spans = [x.ctc_span for x in items]
-        ctc = n_chars = None
-        if self._columns is not None and any(spans):
-            targets = [x.ctc_targets for x in items]
-            logp, ctc, n_chars = module(ids, select, (self._columns, spans, targets))
-        else:
-            logp = module(ids, select)
+        aux = None
+        if (self._columns is not None or self.guide_weight) and any(spans):
+            aux = Auxiliary(spell_columns=self._columns, spans=spans)
+            aux.spell_targets = [x.ctc_targets for x in items]
+            if self.guide_weight:
+                aux.guide_layers = self.guide_layers or default_layers(
+                    _config_of(module).num_hidden_layers
+                )
+                aux.guide_heads, aux.guide_width = self.guide_heads, self.guide_width
+                aux.guide_queries = [x.guide_queries for x in items]
+                aux.guide_fractions = [x.guide_fractions for x in items]
+        logp = module(ids, select, aux)
         k = tk[select]
         w = torch.where(k == KIND_TEXT, self.text_weight, self.audio_weight).to(logp.dtype)
         loss = -(logp * w).sum() / denom
@@ -138,9 +198,12 @@ class LMTask:
             "audio_nll": float(nll[is_a].sum()),
             "audio_n": float(is_a.sum()),
         }
-        if ctc is not None:
-            loss = loss + self.ctc_weight * ctc / denom
-            stats["ctc_nll"], stats["ctc_n"] = float(ctc.detach()), float(n_chars)
+        if aux is not None and aux.ctc is not None:
+            loss = loss + self.ctc_weight * aux.ctc / denom
+            stats["ctc_nll"], stats["ctc_n"] = float(aux.ctc.detach()), float(aux.ctc_n)
+        if aux is not None and aux.guide is not None:
+            loss = loss + self.guide_weight * aux.guide / denom
+            stats["guide_nll"], stats["guide_n"] = float(aux.guide.detach()), float(aux.guide_n)
         return loss, stats
 
     def eval_items(self) -> list[Example]:
@@ -153,7 +216,7 @@ class LMTask:
         n = sums.get("text_n", 0.0) + sums.get("audio_n", 0.0)
         if n:
             out["loss"] = (sums["text_nll"] + sums["audio_nll"]) / n
-        for ch in ("text", "audio", "ctc"):
+        for ch in ("text", "audio", "ctc", "guide"):
             if sums.get(f"{ch}_n"):
                 out[f"{ch}_loss"] = sums[f"{ch}_nll"] / sums[f"{ch}_n"]
         return out

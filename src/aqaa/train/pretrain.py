@@ -52,6 +52,13 @@ class PretrainConfig:
     audio_loss_weight: float = 1.0
     #: Weight of the spelling CTC on ASR examples (`aqaa.lm.spelling`); 0 turns it off.
     ctc_weight: float = 0.0
+    #: Weight of guided attention on ASR examples (`aqaa.lm.guide`); 0 turns it off.
+    guide_weight: float = 0.0
+    #: Layers whose first `guide_heads` heads are guided (empty: the upper half of the stack).
+    guide_layers: list[int] = field(default_factory=list)
+    guide_heads: int = 1
+    #: Width of the Gaussian around the expected audio position, as a fraction of the clip.
+    guide_width: float = 0.15
     eval_examples: int = 64
     mixture: Mixture = field(default_factory=Mixture)
     format: FormatConfig = field(default_factory=FormatConfig)
@@ -117,6 +124,10 @@ def run_pretrain(
         cfg.eval_examples,
         d.device,
         ctc_weight=cfg.ctc_weight,
+        guide_weight=cfg.guide_weight,
+        guide_layers=cfg.guide_layers,
+        guide_heads=cfg.guide_heads,
+        guide_width=cfg.guide_width,
     )
     return train(
         stage_dir=sdir,
