@@ -6,7 +6,8 @@
 - **QA**: a spoken question of the knowledge/reasoning categories → the text channel of the
   answer; correct when it contains one of the item's `accept` strings as whole words.
 
-Greedy decoding under the grammar with the lean KV-cached loop. This is the LM alone on
+Greedy decoding under the grammar with the lean KV-cached loop (or, for ASR, joint CTC/attention
+beam search: `joint_ctc`). This is the LM alone on
 tokenised audio, not the end-to-end evaluation of `aqaa eval`.
 """
 
@@ -24,6 +25,7 @@ from aqaa.data.tasks.base import contains_phrase, normalize
 from aqaa.lm.data import TokenItem
 from aqaa.lm.decode import LeanDecoder, respond
 from aqaa.lm.format import ChatTurn, FormatConfig, Mode, build_prompt
+from aqaa.lm.joint import joint_transcribe
 from aqaa.lm.spelling import SPELL_CHARS, spell_columns, spell_greedy, spell_targets
 from aqaa.lm.vocab import Vocab
 
@@ -94,8 +96,11 @@ def evaluate_lm(
     fmt: FormatConfig | None = None,
     max_len: int = 2048,
     dtype: torch.dtype = torch.float32,
+    joint_ctc: float = 0.0,
 ) -> LMEval:
-    """ASR WER and QA accuracy of a checkpoint on `items` (first turns only)."""
+    """ASR WER and QA accuracy of a checkpoint on `items` (first turns only). With `joint_ctc`
+    λ > 0, transcripts come from joint CTC/attention beam search (`aqaa.lm.joint`) instead of
+    greedy decoding."""
     fmt = fmt or FormatConfig()
     dec = LeanDecoder(model, max_len=max_len, dtype=dtype)
     out = LMEval()
@@ -106,7 +111,10 @@ def evaluate_lm(
         t = it.turns[0]
         p, r = respond(dec, vocab, [ChatTurn(human_codes=t.human_codes)], "text", fmt,
                        system=fmt.system_asr, max_new_tokens=128)  # fmt: skip
-        e, n = word_errors(t.human_text, p.text)
+        hyp = p.text
+        if joint_ctc:
+            hyp = joint_transcribe(model, vocab, t.human_codes, fmt, ctc_weight=joint_ctc)
+        e, n = word_errors(t.human_text, hyp)
         errs, words = errs + e, words + n
         spelled = spelling(model, vocab, t.human_codes, fmt, columns)
         ref = "".join(SPELL_CHARS[c - 1] for c in spell_targets(t.human_text))
@@ -114,9 +122,7 @@ def evaluate_lm(
         toks, secs = toks + len(r.ids), secs + r.seconds
         out.asr_n += 1
         if len(out.samples) < 10:
-            out.samples.append(
-                {"task": "asr", "ref": t.human_text, "hyp": p.text, "spelled": spelled}
-            )
+            out.samples.append({"task": "asr", "ref": t.human_text, "hyp": hyp, "spelled": spelled})
     if words:
         out.asr_wer = errs / words
     if chars:

@@ -312,6 +312,13 @@ def evaluate(
     qa_mode: Annotated[str, typer.Option(help="text or speech answers for QA.")] = "text",
     threads: Annotated[int, typer.Option(help="Torch threads.")] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    joint_ctc: Annotated[
+        float,
+        typer.Option(
+            help="ASR by joint CTC/attention beam search with this CTC weight (0: greedy); "
+            "see aqaa.lm.joint."
+        ),
+    ] = 0.0,
 ) -> None:
     """LM-only checks on held-out shards: ASR WER and knowledge/reasoning QA accuracy."""
     import dataclasses
@@ -332,7 +339,10 @@ def evaluate(
         items = load_items(data, split)
     except (FileNotFoundError, ValueError, OSError) as e:
         raise _fail(str(e)) from None
-    res = evaluate_lm(model, vocab, items, n_asr=n, n_qa=n, qa_mode=qa_mode)  # type: ignore[arg-type]
+    if not 0.0 <= joint_ctc <= 1.0:
+        raise _fail(f"--joint-ctc must be in [0, 1], got {joint_ctc}")
+    res = evaluate_lm(model, vocab, items, n_asr=n, n_qa=n, qa_mode=qa_mode,  # type: ignore[arg-type]
+                      joint_ctc=joint_ctc)  # fmt: skip
     if as_json:
         print(json.dumps(dataclasses.asdict(res), indent=2))
         return
