@@ -97,6 +97,9 @@ def test_evaluate_lm_and_cli(setup, tmp_path) -> None:
     assert all(set(s["spelled"]) <= set(SPELL_CHARS) for s in res.samples if s["task"] == "asr")
     assert res.qa_n == min(3, sum(it.category in ("knowledge", "reasoning") for it in items))
     assert res.qa_accuracy == 0.0  # a random model answers nothing right
+    # one alignment score per layer, an attention mass
+    assert len(res.alignment) == model.config.num_hidden_layers
+    assert all(0.0 <= a <= 1.0 for a in res.alignment)
     from aqaa.lm.data import write_synthetic_corpus
 
     corpus = write_synthetic_corpus(tmp_path / "c", n_train=2, n_valid=12, seed=9)
@@ -107,3 +110,15 @@ def test_evaluate_lm_and_cli(setup, tmp_path) -> None:
     )  # fmt: skip
     assert r.exit_code == 0, r.output
     assert '"asr_n": 2' in r.output
+    plot = tmp_path / "attention.png"
+    r = CliRunner().invoke(
+        app, ["train", "evaluate", "--checkpoint", str(tmp_path / "ck"), "--data", str(corpus),
+              "-n", "2", "--joint-ctc", "0.3", "--attention-plot", str(plot)],
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert "attention on the spoken word" in r.output and plot.stat().st_size > 1000
+    r = CliRunner().invoke(
+        app, ["train", "evaluate", "--checkpoint", str(tmp_path / "ck"), "--data", str(corpus),
+              "--joint-ctc", "2"],
+    )  # fmt: skip
+    assert r.exit_code != 0 and "--joint-ctc must be in [0, 1]" in r.output

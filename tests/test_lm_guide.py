@@ -10,9 +10,21 @@ from pathlib import Path
 import pytest
 import torch
 
-from aqaa.lm.data import Mixture, PretrainSource, load_items, write_synthetic_corpus
+from aqaa.lm.data import (
+    Mixture,
+    PretrainSource,
+    asr_example,
+    load_items,
+    write_synthetic_corpus,
+)
 from aqaa.lm.format import KIND_TEXT, FormatConfig
-from aqaa.lm.guide import default_layers, guide_loss, record_attention, token_fractions
+from aqaa.lm.guide import (
+    default_layers,
+    guide_loss,
+    head_alignment,
+    record_attention,
+    token_fractions,
+)
 from aqaa.lm.model import build_model
 from aqaa.lm.vocab import train_vocab
 from aqaa.train.loop import LoopConfig, read_log
@@ -117,3 +129,18 @@ def test_pretraining_with_guided_attention_logs_it_and_lowers_it(
     assert len(guide) == 12 and all(0 < g <= 1 for g in guide)
     assert sum(guide[-3:]) < sum(guide[:3])
     assert any("guide_loss" in r for r in rows if r["kind"] == "eval")
+
+
+def test_head_alignment_is_a_mass_per_layer_and_head(corpus: Path) -> None:
+    items = load_items(corpus, "train")
+    vocab = train_vocab([t.human_text for it in items for t in it.turns] * 2, 300)
+    model = build_model("tiny", vocab.size, seed=0).eval()
+    exs = [asr_example(vocab, FormatConfig(), it.turns[0].human_text, it.turns[0].human_codes)
+           for it in items[:3]]  # fmt: skip
+    al = head_alignment(model, exs)
+    assert al.shape == (2, 4) and float(al.min()) >= 0 and float(al.max()) <= 1
+    # one example alone gives its own score; the mean over three lies within the per-example range
+    each = torch.stack([head_alignment(model, [ex]) for ex in exs])
+    assert bool((al >= each.min(0).values - 1e-6).all() and (al <= each.max(0).values + 1e-6).all())
+    with pytest.raises(ValueError, match="no ASR example"):
+        head_alignment(model, [])

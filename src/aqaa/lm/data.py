@@ -198,6 +198,23 @@ class ExampleSource:
         return tag_sentence(Sentence(c.text, c.style)), c.codes
 
 
+def asr_example(
+    vocab: Vocab, fmt: FormatConfig, text: str, codes: Sequence[int] | np.ndarray
+) -> Example:
+    """The ASR task (audio → its transcript), with the spans of its auxiliary losses: spelling
+    CTC (`aqaa.lm.spelling`) and guided attention (`aqaa.lm.guide`)."""
+    turn = ChatTurn(human_codes=codes, answer_text=text)
+    ex = build_example(vocab, [turn], "text", fmt, system=fmt.system_asr, task="asr")
+    audio = [i for i, t in enumerate(ex.ids) if vocab.is_audio(t)]
+    if audio:  # the question's audio tokens are one contiguous block
+        ex.ctc_span = (audio[0], audio[-1] + 1)
+        ex.ctc_targets = spell_targets(text)
+        said = response_text_positions(ex)
+        ex.guide_queries = [i - 1 for i in said]
+        ex.guide_fractions = token_fractions([vocab.decode([ex.ids[i]]) for i in said])
+    return ex
+
+
 class PretrainSource(ExampleSource):
     """The pretraining task mixture."""
 
@@ -227,16 +244,7 @@ class PretrainSource(ExampleSource):
             return Example(ids, [KIND_CONTEXT] + [KIND_AUDIO] * (len(ids) - 1), task)
         if task == "asr":
             text, codes = self._clip(rng)
-            turn = ChatTurn(human_codes=codes, answer_text=text)
-            ex = build_example(v, [turn], "text", f, system=f.system_asr, task=task)
-            audio = [i for i, t in enumerate(ex.ids) if v.is_audio(t)]
-            if audio:  # the question's audio tokens are one contiguous block
-                ex.ctc_span = (audio[0], audio[-1] + 1)
-                ex.ctc_targets = spell_targets(text)
-                said = response_text_positions(ex)
-                ex.guide_queries = [i - 1 for i in said]
-                ex.guide_fractions = token_fractions([v.decode([ex.ids[i]]) for i in said])
-            return ex
+            return asr_example(v, f, text, codes)
         if task in ("tts", "interleaved"):
             text, codes = self._clip(rng)
             turn = ChatTurn(human_text=text, answer_text=text, answer_clips=[codes])

@@ -22,9 +22,10 @@ import numpy as np
 import torch
 
 from aqaa.data.tasks.base import contains_phrase, normalize
-from aqaa.lm.data import TokenItem
+from aqaa.lm.data import TokenItem, asr_example
 from aqaa.lm.decode import LeanDecoder, respond
 from aqaa.lm.format import ChatTurn, FormatConfig, Mode, build_prompt
+from aqaa.lm.guide import head_alignment
 from aqaa.lm.joint import joint_transcribe
 from aqaa.lm.spelling import SPELL_CHARS, spell_columns, spell_greedy, spell_targets
 from aqaa.lm.vocab import Vocab
@@ -58,6 +59,9 @@ class LMEval:
     #: character error rate of what the output head spells at the question's audio positions
     #: (`aqaa.lm.spelling`; meaningful after training with `--ctc-weight`)
     spelling_cer: float | None = None
+    #: per layer, the best head's on-target attention mass from the transcript to the audio
+    #: (`aqaa.lm.guide.head_alignment`): whether the decoder looks where the next word is spoken
+    alignment: list[float] = field(default_factory=list)
     qa_accuracy: float | None = None
     qa_n: int = 0
     qa_per_category: dict[str, float] = field(default_factory=dict)
@@ -123,6 +127,10 @@ def evaluate_lm(
         out.asr_n += 1
         if len(out.samples) < 10:
             out.samples.append({"task": "asr", "ref": t.human_text, "hyp": hyp, "spelled": spelled})
+    asr = [asr_example(vocab, fmt, it.turns[0].human_text, it.turns[0].human_codes)
+           for it in items[:n_asr]]  # fmt: skip
+    if any(ex.guide_queries for ex in asr):
+        out.alignment = head_alignment(model, asr).max(-1).values.tolist()
     if words:
         out.asr_wer = errs / words
     if chars:

@@ -25,14 +25,18 @@ Used by `aqaa train pretrain --guide-weight W` on ASR examples (`Example.guide_*
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from torch import nn
 from transformers import AttentionInterface
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.models.llama.modeling_llama import repeat_kv
+
+from aqaa.lm.format import Example
+from aqaa.lm.vocab import Vocab
 
 #: The attention implementation name registered with transformers while a guide is recording.
 GUIDED_ATTENTION = "aqaa_guided"
@@ -114,6 +118,18 @@ def record_attention(lm: nn.Module, layers: Sequence[int], heads: int) -> Iterat
         lm.config._attn_implementation = before
 
 
+def _on_target(
+    att: torch.Tensor, span: tuple[int, int], fractions: Sequence[float], width: float
+) -> torch.Tensor:
+    """Attention mass on the spoken spot: ``Σ_t A(q, t) G(q, t)`` over the audio keys of `span`,
+    for attention rows `att` (..., Q, L) of the queries whose next tokens sit at `fractions`."""
+    a, e = span
+    pos = (torch.arange(a, e, dtype=torch.float32) - a + 0.5) / (e - a)  # key centres in [0, 1]
+    f = torch.tensor(list(fractions), dtype=torch.float32)[:, None]
+    gauss = torch.exp(-((pos[None] - f) ** 2) / (2 * width**2))  # (Q, T)
+    return (att[..., a:e] * gauss).sum(-1)
+
+
 def guide_loss(
     weights: Sequence[torch.Tensor],
     spans: Sequence[tuple[int, int] | None],
@@ -135,12 +151,63 @@ def guide_loss(
     for b, (span, qs, fs) in enumerate(zip(spans, queries, fractions, strict=True)):
         if span is None or not qs:
             continue
-        a, e = span
-        pos = (torch.arange(a, e, dtype=torch.float32) - a + 0.5) / (e - a)  # key centres in [0, 1]
-        f = torch.tensor(fs, dtype=torch.float32)[:, None]
-        gauss = torch.exp(-((pos[None] - f) ** 2) / (2 * width**2))  # (Q, T)
-        att = w[b][:, :, list(qs), a:e]  # (layers, H, Q, T)
-        on_target = (att * gauss).sum(-1).mean((0, 1))  # (Q,)
+        on_target = _on_target(w[b][:, :, list(qs)], span, fs, width).mean((0, 1))  # (Q,)
         total = total + (1 - on_target).sum()
         n += len(qs)
     return total, n
+
+
+@torch.no_grad()
+def head_alignment(lm: nn.Module, examples: Iterable[Example], width: float = 0.15) -> torch.Tensor:
+    """How much each head of each layer already looks where the next word is spoken: the mean
+    on-target attention mass (1 − the guide loss) over the transcript queries of ASR examples,
+    teacher-forced, as a (layers, heads) tensor. A head that ignores the audio scores ~0; one
+    that follows the speech, near 1."""
+    cfg = lm.config
+    n_layers, n_heads = cfg.num_hidden_layers, cfg.num_attention_heads
+    total, n = torch.zeros(n_layers, n_heads), 0
+    for ex in examples:
+        if ex.ctc_span is None or not ex.guide_queries:
+            continue
+        with record_attention(lm, range(n_layers), n_heads) as rec:
+            lm.model(input_ids=torch.tensor([ex.ids]))
+        w = torch.stack([rec.weights[i][0] for i in range(n_layers)])  # (layers, H, L, L)
+        att = w[:, :, ex.guide_queries]
+        total += _on_target(att, ex.ctc_span, ex.guide_fractions, width).sum(-1)
+        n += len(ex.guide_queries)
+    if not n:
+        raise ValueError("no ASR example with a transcript to align")
+    return total / n
+
+
+@torch.no_grad()
+def plot_alignment(
+    lm: nn.Module, vocab: Vocab, ex: Example, layer: int, head: int, path: str | Path
+) -> None:
+    """Save the attention of one head from the transcript's queries (rows, labelled with the
+    token each predicts) to the audio keys (columns), with the spoken spots the guide aims at."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if ex.ctc_span is None or not ex.guide_queries:
+        raise ValueError("the example has no transcript to align")
+    with record_attention(lm, [layer], head + 1) as rec:
+        lm.model(input_ids=torch.tensor([ex.ids]))
+    a, e = ex.ctc_span
+    att = rec.weights[layer][0, head][ex.guide_queries, a:e].numpy()
+    labels = [
+        vocab.decode([ex.ids[q + 1]]) or vocab.token_str(ex.ids[q + 1]) for q in ex.guide_queries
+    ]
+    fig, ax = plt.subplots(figsize=(max(6, (e - a) / 25), max(3, len(labels) / 3)))
+    ax.imshow(att, aspect="auto", origin="upper", cmap="viridis", interpolation="nearest")
+    ax.plot([f * (e - a) - 0.5 for f in ex.guide_fractions], range(len(labels)), "w+", ms=6)
+    ax.set_yticks(range(len(labels)), labels, fontsize=7)
+    ax.set_xlabel("audio token of the question")
+    ax.set_title(
+        f"layer {layer}, head {head}: attention from each transcript token to the audio (+: target)"
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

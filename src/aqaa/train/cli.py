@@ -319,6 +319,13 @@ def evaluate(
             "see aqaa.lm.joint."
         ),
     ] = 0.0,
+    attention_plot: Annotated[
+        Path | None,
+        typer.Option(
+            help="Save a PNG of the best-aligned head's attention from the first item's "
+            "transcript to its audio."
+        ),
+    ] = None,
 ) -> None:
     """LM-only checks on held-out shards: ASR WER and knowledge/reasoning QA accuracy."""
     import dataclasses
@@ -343,6 +350,16 @@ def evaluate(
         raise _fail(f"--joint-ctc must be in [0, 1], got {joint_ctc}")
     res = evaluate_lm(model, vocab, items, n_asr=n, n_qa=n, qa_mode=qa_mode,  # type: ignore[arg-type]
                       joint_ctc=joint_ctc)  # fmt: skip
+    if attention_plot and res.alignment and items:
+        from aqaa.lm.data import asr_example
+        from aqaa.lm.format import FormatConfig
+        from aqaa.lm.guide import head_alignment, plot_alignment
+
+        t = items[0].turns[0]
+        ex = asr_example(vocab, FormatConfig(), t.human_text, t.human_codes)
+        layer = max(range(len(res.alignment)), key=res.alignment.__getitem__)
+        head = int(head_alignment(model, [ex])[layer].argmax())
+        plot_alignment(model, vocab, ex, layer, head, attention_plot)
     if as_json:
         print(json.dumps(dataclasses.asdict(res), indent=2))
         return
@@ -351,6 +368,9 @@ def evaluate(
     wer = "n/a" if res.asr_wer is None else f"{100 * res.asr_wer:.1f}%"
     acc = "n/a" if res.qa_accuracy is None else f"{100 * res.qa_accuracy:.1f}%"
     cer = "n/a" if res.spelling_cer is None else f"{100 * res.spelling_cer:.1f}%"
+    if res.alignment:
+        per_layer = " ".join(f"{a:.2f}" for a in res.alignment)
+        console.print(f"attention on the spoken word (best head per layer): {per_layer}")
     console.print(
         f"ASR WER {wer} (spelling CER {cer}) on {res.asr_n} items; "
         f"QA accuracy {acc} on {res.qa_n} items "
