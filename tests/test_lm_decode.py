@@ -117,6 +117,7 @@ def test_evaluate_lm_and_cli(setup, tmp_path) -> None:
     )  # fmt: skip
     assert r.exit_code == 0, r.output
     assert "attention on the spoken word" in r.output and plot.stat().st_size > 1000
+    assert "joint CTC/attention" in r.output
     r = CliRunner().invoke(
         app, ["train", "evaluate", "--checkpoint", str(tmp_path / "ck"), "--data", str(corpus),
               "--joint-ctc", "2"],

@@ -55,6 +55,8 @@ def word_errors(ref: str, hyp: str) -> tuple[int, int]:
 @dataclass
 class LMEval:
     asr_wer: float | None = None
+    #: WER of joint CTC/attention decoding (`aqaa.lm.joint`), when asked for
+    asr_wer_joint: float | None = None
     asr_n: int = 0
     #: character error rate of what the output head spells at the question's audio positions
     #: (`aqaa.lm.spelling`; meaningful after training with `--ctc-weight`)
@@ -103,36 +105,38 @@ def evaluate_lm(
     joint_ctc: float = 0.0,
 ) -> LMEval:
     """ASR WER and QA accuracy of a checkpoint on `items` (first turns only). With `joint_ctc`
-    λ > 0, transcripts come from joint CTC/attention beam search (`aqaa.lm.joint`) instead of
-    greedy decoding."""
+    λ > 0, transcripts also come from joint CTC/attention beam search (`aqaa.lm.joint`), scored
+    beside the greedy ones."""
     fmt = fmt or FormatConfig()
     dec = LeanDecoder(model, max_len=max_len, dtype=dtype)
     out = LMEval()
-    errs = words = c_errs = chars = 0
+    errs = words = c_errs = chars = j_errs = 0
     toks = secs = 0.0
     columns = torch.tensor(spell_columns(vocab))
     for it in items[:n_asr]:
         t = it.turns[0]
         p, r = respond(dec, vocab, [ChatTurn(human_codes=t.human_codes)], "text", fmt,
                        system=fmt.system_asr, max_new_tokens=128)  # fmt: skip
-        hyp = p.text
-        if joint_ctc:
-            hyp = joint_transcribe(model, vocab, t.human_codes, fmt, ctc_weight=joint_ctc)
-        e, n = word_errors(t.human_text, hyp)
+        e, n = word_errors(t.human_text, p.text)
         errs, words = errs + e, words + n
+        sample = {"task": "asr", "ref": t.human_text, "hyp": p.text}
+        if joint_ctc:
+            sample["joint"] = joint_transcribe(model, vocab, t.human_codes, fmt, joint_ctc)
+            j_errs += word_errors(t.human_text, sample["joint"])[0]
         spelled = spelling(model, vocab, t.human_codes, fmt, columns)
         ref = "".join(SPELL_CHARS[c - 1] for c in spell_targets(t.human_text))
         c_errs, chars = c_errs + edit_distance(list(ref), list(spelled)), chars + len(ref)
         toks, secs = toks + len(r.ids), secs + r.seconds
         out.asr_n += 1
         if len(out.samples) < 10:
-            out.samples.append({"task": "asr", "ref": t.human_text, "hyp": hyp, "spelled": spelled})
+            out.samples.append(sample | {"spelled": spelled})
     asr = [asr_example(vocab, fmt, it.turns[0].human_text, it.turns[0].human_codes)
            for it in items[:n_asr]]  # fmt: skip
     if any(ex.guide_queries for ex in asr):
         out.alignment = head_alignment(model, asr).max(-1).values.tolist()
     if words:
         out.asr_wer = errs / words
+        out.asr_wer_joint = j_errs / words if joint_ctc else None
     if chars:
         out.spelling_cer = c_errs / chars
     per: dict[str, list[int]] = {}

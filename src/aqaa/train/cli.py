@@ -315,8 +315,8 @@ def evaluate(
     joint_ctc: Annotated[
         float,
         typer.Option(
-            help="ASR by joint CTC/attention beam search with this CTC weight (0: greedy); "
-            "see aqaa.lm.joint."
+            help="Also transcribe by joint CTC/attention beam search with this CTC weight "
+            "(0: greedy only); see aqaa.lm.joint."
         ),
     ] = 0.0,
     attention_plot: Annotated[
@@ -372,7 +372,13 @@ def evaluate(
         per_layer = " ".join(f"{a:.2f}" for a in res.alignment)
         console.print(f"attention on the spoken word (best head per layer): {per_layer}")
     console.print(
-        f"ASR WER {wer} (spelling CER {cer}) on {res.asr_n} items; "
+        f"ASR WER {wer} (spelling CER {cer}"
+        + (
+            ""
+            if res.asr_wer_joint is None
+            else f"; joint CTC/attention {100 * res.asr_wer_joint:.1f}%"
+        )
+        + f") on {res.asr_n} items; "
         f"QA accuracy {acc} on {res.qa_n} items "
         f"{res.qa_per_category}; {res.tokens_per_second:.0f} tokens/s"
     )
