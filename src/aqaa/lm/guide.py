@@ -200,14 +200,12 @@ def plot_alignment(
     labels = [
         vocab.decode([ex.ids[q + 1]]) or vocab.token_str(ex.ids[q + 1]) for q in ex.guide_queries
     ]
-    fig, ax = plt.subplots(figsize=(max(6, (e - a) / 25), max(3, len(labels) / 3)))
+    fig, ax = plt.subplots(figsize=(max(8, (e - a) / 25), max(3, len(labels) / 3)))
     ax.imshow(att, aspect="auto", origin="upper", cmap="viridis", interpolation="nearest")
     ax.plot([f * (e - a) - 0.5 for f in ex.guide_fractions], range(len(labels)), "w+", ms=6)
     ax.set_yticks(range(len(labels)), labels, fontsize=7)
     ax.set_xlabel("audio token of the question")
-    ax.set_title(
-        f"layer {layer}, head {head}: attention from each transcript token to the audio (+: target)"
-    )
+    ax.set_title(f"layer {layer}, head {head}: transcript → audio attention (+: guide target)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
