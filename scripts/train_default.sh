@@ -62,3 +62,19 @@ for spec in "lm5 $D/c3" "lm6 $D/c3,$D/babble"; do
     --audio-tokenizer "$R/tok4" --max-steps 3000 --threads 1 --mixture "$ASR_ONLY" --ctc-weight 0.5 &
 done
 wait
+# Session 7 (TRAINING.md): guided attention. lm5 was stopped at step 1,000; both arms start from that
+# checkpoint with the same seed and schedule, with (lm7) and without (lm5b) --guide-weight; then
+# the joint CTC/attention decoder in the evaluation.
+aqaa train vocoder --data "$D/c3" --out "$R/voc2" --init src/aqaa/weights/vocoder --flow-steps 4000 \
+  --mel-steps 0 --threads 1
+aqaa eval vocoder --data "$D/c3" --vocoder "$R/voc2/vocoder" -n 8
+L5="$R/lm5/pretrain/ckpt/step_00001000"
+aqaa train pretrain --data "$D/c3" --out "$R/lm5b" --init "$L5" --max-steps 1500 --threads 1 \
+  --mixture "$ASR_ONLY" --ctc-weight 0.5 &
+aqaa train pretrain --data "$D/c3" --out "$R/lm7" --init "$L5" --max-steps 1500 --threads 1 \
+  --mixture "$ASR_ONLY" --ctc-weight 0.5 --guide-weight 1.0 &
+wait
+for split in train test; do
+  aqaa train evaluate --checkpoint "$R/lm7/pretrain/final" --data "$D/c3" --split $split -n 30 \
+    --joint-ctc 0.3 --attention-plot "$R/lm7_attention_$split.png"
+done
