@@ -78,3 +78,7 @@ for split in train test; do
   aqaa train evaluate --checkpoint "$R/lm7/pretrain/final" --data "$D/c3" --split $split -n 30 \
     --joint-ctc 0.3 --attention-plot "$R/lm7_attention_$split.png"
 done
+# Next (started at the end of session 7, not yet measured): the aids with babble and text QA.
+aqaa train pretrain --data "$D/c3,$D/babble" --out "$R/lm8" --init "$R/lm7/pretrain/final" \
+  --max-steps 3000 --threads 2 --ctc-weight 0.5 --guide-weight 1.0 \
+  --mixture asr=1,continuation=0,tts=0,interleaved=0,text_qa=0.5,generated_qa=0.5
