@@ -78,11 +78,47 @@ def test_full_recipe_tiny(corpus: Path, tmp_path: Path) -> None:
     assert [x["step"] for x in read_log(run / "sft1") if x["kind"] == "train"] == [1, 2, 3]
 
 
+def test_sft_replays_asr_with_its_auxiliary_losses(corpus: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    r = invoke("train", "pretrain", "--data", corpus, "--out", run, "--preset", "tiny",
+               "--text-vocab", "300", "--max-len", "512", *FAST)  # fmt: skip
+    assert r.exit_code == 0, r.output
+    fast = [a if a != "2" else "4" for a in FAST]  # 4 steps of 4: ASR draws all but surely occur
+    r = invoke("train", "sft", "--stage", "1", "--data", corpus, "--out", run, "--asr-replay",
+               "0.5", "--ctc-weight", "1", "--guide-weight", "1", *fast)  # fmt: skip
+    assert r.exit_code == 0, r.output
+    cfg = load_config(SFTConfig, run / "sft1")
+    assert (cfg.asr_replay, cfg.ctc_weight, cfg.guide_weight) == (0.5, 1.0, 1.0)
+    rows = [x for x in read_log(run / "sft1") if x["kind"] == "train"]
+    assert any("guide_loss" in x and "ctc_loss" in x for x in rows)
+
+
+def test_sft_source_asr_replay_draws_asr_examples(corpus: Path) -> None:
+    import random
+
+    from aqaa.lm.data import SFTSource, load_items
+    from aqaa.lm.format import FormatConfig
+    from aqaa.lm.vocab import train_vocab
+
+    items = load_items(corpus, "train")
+    vocab = train_vocab([t.human_text for it in items for t in it.turns] * 2, 300)
+    src = SFTSource(items, vocab, FormatConfig(), 1024, asr_replay=0.5)
+    rng = random.Random(0)
+    draws = [src.draw(rng) for _ in range(40)]
+    asr = [ex for ex in draws if ex.task == "asr"]
+    assert 10 <= len(asr) <= 30
+    assert all(ex.ctc_span and ex.guide_queries for ex in asr)
+    assert all(ex.ctc_span is None for ex in draws if ex.task != "asr")
+    with pytest.raises(ValueError, match="asr_replay"):
+        SFTSource(items, vocab, FormatConfig(), 1024, asr_replay=1.0)
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
         (["train", "sft", "--stage", "1"], "run `aqaa train pretrain` first"),
         (["train", "sft", "--stage", "3"], "stage must be 1 or 2"),
+        (["train", "sft", "--asr-replay", "1"], "--asr-replay must be in [0, 1)"),
         (["train", "dpo"], "run `aqaa train sft1` first"),
         (["train", "pretrain", "--preset", "paper"], "--preset must be tiny or base"),
         (["train", "pretrain", "--resume"], "nothing to resume"),

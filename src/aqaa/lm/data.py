@@ -272,7 +272,9 @@ class SFTSource(ExampleSource):
 
     `categories` restricts the items (SFT-2's high-quality subset); `multi_style_boost` draws
     items whose answer has several styled clips (marker-preserving concatenation) that much more
-    often; `replay` is the fraction of draws from all items regardless of the restriction.
+    often; `replay` is the fraction of draws from all items regardless of the restriction;
+    `asr_replay` the fraction of draws that are the pretraining ASR task (`asr_example`, with its
+    spelling-CTC and guided-attention spans), so that fine-tuning keeps the reading it learnt.
     """
 
     def __init__(
@@ -285,10 +287,14 @@ class SFTSource(ExampleSource):
         categories: Sequence[str] | None = None,
         multi_style_boost: float = 1.0,
         replay: float = 0.0,
+        asr_replay: float = 0.0,
     ) -> None:
         super().__init__(answered(items), vocab, fmt, max_len)
+        if not 0.0 <= asr_replay < 1.0:
+            raise ValueError(f"asr_replay must be in [0, 1), got {asr_replay}")
         self.text_answer_fraction = text_answer_fraction
         self.replay = replay
+        self.asr_replay = asr_replay
         sub = [it for it in self.items if categories is None or it.category in categories]
         if not sub:
             raise ValueError(f"no items in categories {list(categories or [])}")
@@ -296,6 +302,8 @@ class SFTSource(ExampleSource):
         self.subset_w = [multi_style_boost if _multi_style(it) else 1.0 for it in sub]
 
     def draw(self, rng: random.Random) -> Example | None:
+        if self.asr_replay and rng.random() < self.asr_replay:
+            return asr_example(self.vocab, self.fmt, *self._clip(rng))
         if self.replay and rng.random() < self.replay:
             item = rng.choice(self.items)
         else:

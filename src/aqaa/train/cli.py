@@ -39,6 +39,19 @@ Bf16 = Annotated[
 Init = Annotated[Path | None, typer.Option(help="Start from this checkpoint instead.")]
 Every = Annotated[int | None, typer.Option(help="Steps between checkpoints.")]
 Progress = Annotated[bool, typer.Option(help="Show a progress bar.")]
+CtcWeight = Annotated[
+    float,
+    typer.Option(
+        help="Spelling CTC at the ASR question's audio tokens (0: off); see aqaa.lm.spelling."
+    ),
+]
+GuideWeight = Annotated[
+    float,
+    typer.Option(
+        help="Guided attention on the ASR task: a monotonic prior for a few heads of the "
+        "upper layers (0: off); see aqaa.lm.guide."
+    ),
+]
 LogEvery = Annotated[int | None, typer.Option(help="Steps between log lines.")]
 Threads = Annotated[
     int | None, typer.Option(help="Torch threads per process (default: cores / processes).")
@@ -152,19 +165,8 @@ def pretrain(
         Path | None,
         typer.Option(help="Tokenizer directory for --audio-init (default: the shipped one)."),
     ] = None,
-    ctc_weight: Annotated[
-        float,
-        typer.Option(
-            help="Spelling CTC at the ASR question's audio tokens (0: off); see aqaa.lm.spelling."
-        ),
-    ] = 0.0,
-    guide_weight: Annotated[
-        float,
-        typer.Option(
-            help="Guided attention on the ASR task: a monotonic prior for a few heads of the "
-            "upper layers (0: off); see aqaa.lm.guide."
-        ),
-    ] = 0.0,
+    ctc_weight: CtcWeight = 0.0,
+    guide_weight: GuideWeight = 0.0,
     guide_heads: Annotated[int, typer.Option(help="Heads guided per layer (the first ones).")] = 1,
     progress: Progress = True,
 ) -> None:
@@ -215,6 +217,12 @@ def sft(
     ckpt_every: Every = None,
     threads: Threads = None,
     log_every: LogEvery = None,
+    asr_replay: Annotated[
+        float,
+        typer.Option(help="Fraction of draws that replay the ASR task (keeps the reading)."),
+    ] = 0.0,
+    ctc_weight: CtcWeight = 0.0,
+    guide_weight: GuideWeight = 0.0,
     progress: Progress = True,
 ) -> None:
     """Supervised fine-tuning: spoken question → text (+ audio) answer.
@@ -225,8 +233,9 @@ def sft(
 
     try:
         cfg = sft2_defaults(
-            SFTConfig(data=str(data), out=str(out), stage=stage, init=str(init) if init else None)
-        )
+            SFTConfig(data=str(data), out=str(out), stage=stage, init=str(init) if init else None,
+                      asr_replay=asr_replay, ctc_weight=ctc_weight, guide_weight=guide_weight)
+        )  # fmt: skip
         cfg.loop.seed = seed
         cfg.loop.bf16 = bf16
         _loop_overrides(cfg.loop, max_steps=max_steps, batch_size=batch_size,

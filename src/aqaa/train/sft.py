@@ -54,6 +54,11 @@ class SFTConfig:
     categories: tuple[str, ...] | None = None
     multi_style_boost: float = 1.0
     replay: float = 0.0
+    #: Fraction of draws that replay the ASR task (keeps the reading learnt in pretraining)
+    asr_replay: float = 0.0
+    #: Spelling CTC and guided attention on those ASR draws (`aqaa.lm.spelling`, `aqaa.lm.guide`)
+    ctc_weight: float = 0.0
+    guide_weight: float = 0.0
     text_loss_weight: float = 1.0
     audio_loss_weight: float = 1.0
     eval_examples: int = 64
@@ -63,6 +68,8 @@ class SFTConfig:
     def __post_init__(self) -> None:
         if self.stage not in (1, 2):
             raise ValueError(f"SFT stage must be 1 or 2, got {self.stage}")
+        if not 0.0 <= self.asr_replay < 1.0:
+            raise ValueError(f"--asr-replay must be in [0, 1), got {self.asr_replay}")
 
 
 def sft2_defaults(cfg: SFTConfig) -> SFTConfig:
@@ -105,6 +112,7 @@ def run_sft(
         cfg.categories,
         cfg.multi_style_boost,
         cfg.replay,
+        cfg.asr_replay,
     )
     try:
         valid = load_items(cfg.data, "valid")
@@ -119,6 +127,8 @@ def run_sft(
         eval_src,
         cfg.eval_examples,
         d.device,
+        ctc_weight=cfg.ctc_weight,
+        guide_weight=cfg.guide_weight,
     )
     return train(
         stage_dir=sdir,
