@@ -82,3 +82,6 @@ done
 aqaa train pretrain --data "$D/c3,$D/babble" --out "$R/lm8" --init "$R/lm7/pretrain/final" \
   --max-steps 3000 --threads 2 --ctc-weight 0.5 --guide-weight 1.0 \
   --mixture asr=1,continuation=0,tts=0,interleaved=0,text_qa=0.5,generated_qa=0.5
+# lm8's step-400 read was much worse than lm7 (TRAINING.md); SFT-1 from lm7 keeping the reading:
+aqaa train sft --stage 1 --data "$D/c3" --out "$R/lm7" --asr-replay 0.2 --ctc-weight 0.5 \
+  --guide-weight 1.0 --max-steps 2000 --threads 2
