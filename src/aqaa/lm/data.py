@@ -38,6 +38,7 @@ from aqaa.lm.format import (
     FormatError,
     Mode,
     audio_block,
+    audio_span,
     build_example,
     build_prompt,
     response,
@@ -205,9 +206,8 @@ def asr_example(
     CTC (`aqaa.lm.spelling`) and guided attention (`aqaa.lm.guide`)."""
     turn = ChatTurn(human_codes=codes, answer_text=text)
     ex = build_example(vocab, [turn], "text", fmt, system=fmt.system_asr, task="asr")
-    audio = [i for i, t in enumerate(ex.ids) if vocab.is_audio(t)]
-    if audio:  # the question's audio tokens are one contiguous block
-        ex.ctc_span = (audio[0], audio[-1] + 1)
+    ex.ctc_span = audio_span(vocab, ex.ids)  # the question's one audio block
+    if ex.ctc_span:
         ex.ctc_targets = spell_targets(text)
         said = response_text_positions(ex)
         ex.guide_queries = [i - 1 for i in said]

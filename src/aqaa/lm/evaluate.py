@@ -18,13 +18,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
 
 from aqaa.data.tasks.base import contains_phrase, normalize
 from aqaa.lm.data import TokenItem, asr_example
 from aqaa.lm.decode import LeanDecoder, respond
-from aqaa.lm.format import ChatTurn, FormatConfig, Mode, build_prompt
+from aqaa.lm.format import ChatTurn, FormatConfig, Mode, asr_prompt
 from aqaa.lm.guide import head_alignment
 from aqaa.lm.joint import joint_transcribe
 from aqaa.lm.spelling import SPELL_CHARS, spell_columns, spell_greedy, spell_targets
@@ -81,12 +80,10 @@ def spelling(
 ) -> str:
     """What the LM's output head spells over a question's audio tokens (the ASR prompt);
     `columns`: `spell_columns(vocab)`, computed here when not given."""
-    ids = build_prompt(vocab, [ChatTurn(human_codes=np.asarray(codes))], "text", fmt,
-                       system=fmt.system_asr)  # fmt: skip
-    audio = [i for i, t in enumerate(ids) if vocab.is_audio(t)]
-    if not audio:
+    ids, span = asr_prompt(vocab, codes, fmt)
+    if span is None:
         return ""
-    hidden = model.model(torch.tensor([ids])).last_hidden_state[0, audio[0] : audio[-1] + 1]
+    hidden = model.model(torch.tensor([ids])).last_hidden_state[0, span[0] : span[1]]
     cols = torch.tensor(spell_columns(vocab)) if columns is None else columns
     return spell_greedy(hidden, model.lm_head.weight, cols)
 

@@ -235,6 +235,22 @@ def build_prompt(
     return ids
 
 
+def audio_span(vocab: Vocab, ids: Sequence[int]) -> tuple[int, int] | None:
+    """``[start, end)`` of the audio tokens in `ids` that hold one audio block (a question's
+    prompt), or None when there are none."""
+    audio = [i for i, t in enumerate(ids) if vocab.is_audio(t)]
+    return (audio[0], audio[-1] + 1) if audio else None
+
+
+def asr_prompt(
+    vocab: Vocab, codes: Sequence[int] | np.ndarray, cfg: FormatConfig
+) -> tuple[list[int], tuple[int, int] | None]:
+    """The ASR task's prompt for a question's audio codes, and its audio span."""
+    ids = build_prompt(vocab, [ChatTurn(human_codes=np.asarray(codes))], "text", cfg,
+                       system=cfg.system_asr)  # fmt: skip
+    return ids, audio_span(vocab, ids)
+
+
 def history_ids(
     vocab: Vocab,
     turns: Sequence[ChatTurn],

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from transformers import DynamicCache
 
-from aqaa.lm.format import ChatTurn, FormatConfig, build_prompt
+from aqaa.lm.format import FormatConfig, asr_prompt
 from aqaa.lm.spelling import SPELL_CHARS, spell_columns, spell_targets
 from aqaa.lm.vocab import N_SPECIAL, TEXT_END_ID, Vocab
 
@@ -107,14 +107,12 @@ def joint_transcribe(
         raise ValueError(f"ctc_weight must be in [0, 1], got {ctc_weight}")
     if len(codes) == 0:
         raise ValueError("the question has no audio tokens")
-    ids = build_prompt(vocab, [ChatTurn(human_codes=np.asarray(codes))], "text", fmt,
-                       system=fmt.system_asr)  # fmt: skip
-    audio = [i for i, t in enumerate(ids) if vocab.is_audio(t)]
+    ids, (a, e) = asr_prompt(vocab, codes, fmt)
     cache = DynamicCache()
     out = model.model(input_ids=torch.tensor([ids]), cache=cache, use_cache=True)
     hidden = out.last_hidden_state[0]
     cols = torch.tensor(spell_columns(vocab))
-    spell_logp = (hidden[audio[0] : audio[-1] + 1] @ model.lm_head.weight[cols].T).float()
+    spell_logp = (hidden[a:e] @ model.lm_head.weight[cols].T).float()
     ctc = CTCPrefixScorer(spell_logp.log_softmax(-1).numpy())
     allowed = torch.zeros(model.lm_head.weight.shape[0], dtype=torch.bool)
     allowed[N_SPECIAL : vocab.audio_base] = True  # BPE text

@@ -47,7 +47,8 @@ class Auxiliary:
     spell_columns: torch.Tensor | None = None
     spans: Sequence[tuple[int, int] | None] = ()
     spell_targets: Sequence[list[int]] = ()
-    #: guided attention: layers and heads to guide, queries and their spoken fractions, width
+    #: guided attention (on when `guide_queries` is set): layers (empty: the upper half of the
+    #: stack) and heads to guide, queries and their spoken fractions, width
     guide_layers: Sequence[int] = ()
     guide_heads: int = 1
     guide_queries: Sequence[list[int]] = ()
@@ -76,13 +77,11 @@ class TargetLogprobs(nn.Module):
         """`ids` (B, L); `select` (B, L-1) bool over targets `ids[:, 1:]` → (N,) fp32 log-probs.
 
         With `aux`, also computes its auxiliary losses into it (sums and counts)."""
-        guided = aux is not None and bool(aux.guide_layers)
-        with contextlib.ExitStack() as stack:
-            rec = (
-                stack.enter_context(record_attention(self.lm, aux.guide_layers, aux.guide_heads))
-                if guided
-                else None
-            )
+        recording: contextlib.AbstractContextManager = contextlib.nullcontext()
+        if aux is not None and aux.guide_queries:
+            layers = aux.guide_layers or default_layers(self.lm.config.num_hidden_layers)
+            recording = record_attention(self.lm, layers, aux.guide_heads)
+        with recording as rec:
             hidden = self.lm.model(input_ids=ids[:, :-1]).last_hidden_state
         logits = self.lm.lm_head(hidden[select]).float()
         logp = -F.cross_entropy(logits, ids[:, 1:][select], reduction="none")
@@ -99,12 +98,6 @@ class TargetLogprobs(nn.Module):
                 aux.guide_width,
             )
         return logp
-
-
-def _config_of(module: nn.Module) -> object:
-    """The HF config of the LM inside `module` (a `TargetLogprobs`, possibly DDP-wrapped)."""
-    inner = getattr(module, "module", module)
-    return inner.lm.config
 
 
 def pad_batch(
@@ -142,11 +135,9 @@ class LMTask:
         #: weight of guided attention (`aqaa.lm.guide`) on examples with `guide_queries`;
         #: no `guide_layers` means the upper half of the stack
         self.guide_weight = guide_weight
-        self.guide_layers, self.guide_heads, self.guide_width = (
-            guide_layers,
-            guide_heads,
-            guide_width,
-        )
+        self.guide_layers = guide_layers
+        self.guide_heads = guide_heads
+        self.guide_width = guide_width
         #: weight of the spelling CTC (`aqaa.lm.spelling`) on examples that carry a `ctc_span`
         self.ctc_weight = ctc_weight
         self._columns = torch.tensor(spell_columns(source.vocab)) if ctc_weight else None
@@ -180,9 +171,7 @@ class LMTask:
             aux = Auxiliary(spell_columns=self._columns, spans=spans)
             aux.spell_targets = [x.ctc_targets for x in items]
             if self.guide_weight:
-                aux.guide_layers = self.guide_layers or default_layers(
-                    _config_of(module).num_hidden_layers
-                )
+                aux.guide_layers = self.guide_layers
                 aux.guide_heads, aux.guide_width = self.guide_heads, self.guide_width
                 aux.guide_queries = [x.guide_queries for x in items]
                 aux.guide_fractions = [x.guide_fractions for x in items]
