@@ -85,6 +85,17 @@ def test_reserved_voice_renders_for_eval(bank: VoiceBank) -> None:
     assert len(x) > SR // 4
 
 
+@pytest.mark.parametrize(
+    "voice",
+    ["espeak:en-us+m3", "flite:awb", "festival:kal_diphone", "festival:cmu_us_slt_arctic_hts"],
+)
+def test_every_engine_applies_the_speaking_rate(bank: VoiceBank, voice: str) -> None:
+    neutral = len(bank.render(TEXT, voice, purpose="eval", sample_rate=SR))
+    fast = len(bank.render(TEXT, voice, style_prosody("fast"), purpose="eval", sample_rate=SR))
+    slow = len(bank.render(TEXT, voice, style_prosody("slow"), purpose="eval", sample_rate=SR))
+    assert fast < 0.85 * neutral and slow > 1.2 * neutral
+
+
 def test_rate_pitch_loudness_whisper_are_measurable(bank: VoiceBank) -> None:
     v = "espeak:en-us+m3"
     neutral = bank.render(TEXT, v, sample_rate=SR)

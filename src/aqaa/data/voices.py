@@ -199,6 +199,17 @@ class FestivalEngine(Engine):
             if (self._ROOT / lang / n).is_dir()
         ]
 
+    @staticmethod
+    def _rate_expr(voice: Voice, rate: float) -> str:
+        """Festival's `Duration_Stretch` drives its diphone voices; HTS voices ignore it (measured:
+        `cmu_us_slt_arctic_hts` rendered fast, slow and neutral identically) and take hts_engine's
+        speed factor `-r` instead."""
+        if voice.name.endswith("_hts"):
+            return (
+                f'(set! hts_engine_params (append hts_engine_params (list (list "-r" {rate:.3f}))))'
+            )
+        return f"(Parameter.set 'Duration_Stretch {1.0 / rate:.3f})"
+
     def synthesize(self, text: str, voice: Voice, rate: float) -> tuple[np.ndarray, int]:
         with tempfile.TemporaryDirectory() as d:
             wav, txt = Path(d) / "o.wav", Path(d) / "i.txt"
@@ -208,7 +219,7 @@ class FestivalEngine(Engine):
                 "-eval",
                 f"(voice_{voice.name})",
                 "-eval",
-                f"(Parameter.set 'Duration_Stretch {1.0 / rate:.3f})",
+                self._rate_expr(voice, rate),
                 str(txt),
                 "-o",
                 str(wav),
