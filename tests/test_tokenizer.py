@@ -299,3 +299,34 @@ def test_evaluate_tokenizer_reports_per_voice_phone_errors(tmp_path: Path) -> No
     reserved = [res["phone_error_rate_by_voice"][v] for v in sorted(RESERVED_VOICES)]
     assert res["phone_error_rate"] == pytest.approx(sum(reserved) / 2)  # same references
     assert json.loads((tmp_path / "eval.json").read_text())["probe_clips"] == len(clips)
+    confusion = res["style_probe"]["confusion"]  # one clip per reserved voice and style
+    assert {s: sum(row.values()) for s, row in confusion.items()} == dict.fromkeys(PROBE_STYLES, 2)
+    hits = sum(confusion[s].get(s, 0) for s in PROBE_STYLES)
+    assert res["style_probe"]["accuracy"] == pytest.approx(hits / (2 * len(PROBE_STYLES)))
+
+
+def test_probe_cache_renders_only_missing_voices(tmp_path: Path, monkeypatch) -> None:
+    import pickle
+
+    from aqaa.tokenizer import evaluate as ev
+
+    rendered: list[tuple[str, ...]] = []
+
+    def fake_render(n: int, voices: tuple[str, ...], progress: bool = True) -> list:
+        rendered.append(voices)
+        return [
+            ev.ProbeClip(v, "neutral", i, f"s{i}", np.zeros(8, np.float32))
+            for v in voices
+            for i in range(n)
+        ]
+
+    monkeypatch.setattr(ev, "render_probe_set", fake_render)
+    cache = tmp_path / "probe.pkl"
+    first = ev.load_or_render_probe_set(2, cache, ("a", "b"))
+    assert rendered == [("a", "b")] and len(first) == 4
+    second = ev.load_or_render_probe_set(2, cache, ("b", "c"))  # reuses b, renders c, drops a
+    assert rendered[-1] == ("c",)
+    assert sorted({c.voice for c in second}) == ["b", "c"]
+    assert {c.voice for c in pickle.loads(cache.read_bytes())} == {"b", "c"}
+    ev.load_or_render_probe_set(3, cache, ("b", "c"))  # another sentence count: all re-rendered
+    assert rendered[-1] == ("b", "c")
