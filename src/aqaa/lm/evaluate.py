@@ -66,6 +66,9 @@ class LMEval:
     qa_accuracy: float | None = None
     qa_n: int = 0
     qa_per_category: dict[str, float] = field(default_factory=dict)
+    #: QA accuracy with the question given as text (the cascade's upper bound on this LM): the
+    #: gap to `qa_accuracy` is what hearing costs, the gap to 1 what the model does not know
+    qa_text_accuracy: float | None = None
     tokens_per_second: float = 0.0
     samples: list[dict[str, Any]] = field(default_factory=list)
 
@@ -137,6 +140,7 @@ def evaluate_lm(
     if chars:
         out.spelling_cer = c_errs / chars
     per: dict[str, list[int]] = {}
+    read: list[int] = []
     qa = [it for it in items if it.category in categories][:n_qa]
     for it in qa:
         t = it.turns[0]
@@ -145,13 +149,25 @@ def evaluate_lm(
         ok = any(contains_phrase(p.text, a) for a in t.accept) if t.accept else False
         per.setdefault(it.category, []).append(int(ok))
         toks, secs = toks + len(r.ids), secs + r.seconds
+        # the same question as text: does the model know the answer, whether or not it hears it?
+        pt, _ = respond(dec, vocab, [ChatTurn(human_text=t.human_text)], "text", fmt,
+                        max_new_tokens=96)  # fmt: skip
+        read.append(int(any(contains_phrase(pt.text, a) for a in t.accept)))
         if len(out.samples) < 20:
             out.samples.append(
-                {"task": "qa", "q": t.human_text, "answer": p.text, "accept": t.accept, "ok": ok}
+                {
+                    "task": "qa",
+                    "q": t.human_text,
+                    "answer": p.text,
+                    "answer_from_text": pt.text,
+                    "accept": t.accept,
+                    "ok": ok,
+                }
             )
     out.qa_n = sum(len(v) for v in per.values())
     if out.qa_n:
         out.qa_accuracy = sum(sum(v) for v in per.values()) / out.qa_n
         out.qa_per_category = {k: sum(v) / len(v) for k, v in per.items()}
+        out.qa_text_accuracy = sum(read) / len(read)
     out.tokens_per_second = toks / secs if secs else 0.0
     return out

@@ -389,7 +389,13 @@ def evaluate(
         )
         + f") on {res.asr_n} items; "
         f"QA accuracy {acc} on {res.qa_n} items "
-        f"{res.qa_per_category}; {res.tokens_per_second:.0f} tokens/s"
+        f"{res.qa_per_category}"
+        + (
+            ""
+            if res.qa_text_accuracy is None
+            else f" (question as text: {res.qa_text_accuracy:.1%})"
+        )
+        + f"; {res.tokens_per_second:.0f} tokens/s"
     )
 
 
