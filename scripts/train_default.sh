@@ -85,3 +85,20 @@ aqaa train pretrain --data "$D/c3,$D/babble" --out "$R/lm8" --init "$R/lm7/pretr
 # lm8's step-400 read was much worse than lm7 (TRAINING.md); SFT-1 from lm7 keeping the reading:
 aqaa train sft --stage 1 --data "$D/c3" --out "$R/lm7" --asr-replay 0.2 --ctc-weight 0.5 \
   --guide-weight 1.0 --max-steps 2000 --threads 2
+# Session 8 (TRAINING.md): SFT-1 from lm7 measured, a short SFT-2 / DPO / merge for the ablation,
+# then the text channel's knowledge (generated_qa) with ASR replay keeping the reading.
+aqaa eval tokenizer --tokenizer "$R/tok4" --sentences 10 --probe-cache "$R/probe10.pkl"
+aqaa train sft --stage 1 --data "$D/c3" --out "$R/lm7" --asr-replay 0.2 --ctc-weight 0.5 \
+  --guide-weight 1.0 --max-steps 1000 --ckpt-every 100 --threads 2
+aqaa train sft --stage 2 --data "$D/c3" --out "$R/lm7" --asr-replay 0.2 --ctc-weight 0.5 \
+  --guide-weight 1.0 --max-steps 300 --ckpt-every 50 --threads 1 &  # stopped at step 50
+aqaa train dpo --data "$D/c3" --out "$R/lm7" --max-steps 150 --ckpt-every 50 --threads 1 &
+wait
+aqaa train merge --out "$R/lm7" --input "$R/lm7/sft1/final" --input "$R/lm7/sft2/ckpt/step_00000050" \
+  --input "$R/lm7/dpo/final" --weights 5,5,1
+for m in sft1/final sft2/ckpt/step_00000050 dpo/final merged; do
+  aqaa train evaluate --checkpoint "$R/lm7/$m" --data "$D/c3" --split valid -n 30 --joint-ctc 0.3
+done
+aqaa train pretrain --data "$D/c3" --out "$R/lm9" --init "$R/lm7/sft1/final" --max-steps 1500 \
+  --ckpt-every 100 --threads 1 --lr 3e-4 --ctc-weight 0.5 --guide-weight 1.0 \
+  --mixture asr=1,continuation=0,tts=0,interleaved=0,text_qa=0,generated_qa=2
