@@ -91,6 +91,11 @@ def spelling(
     return spell_greedy(hidden, model.lm_head.weight, cols)
 
 
+def correct(answer: str, accept: Sequence[str]) -> bool:
+    """Whether `answer` contains one of the accepted phrases (none accepted: never)."""
+    return any(contains_phrase(answer, a) for a in accept)
+
+
 def evaluate_lm(
     model: torch.nn.Module,
     vocab: Vocab,
@@ -140,19 +145,18 @@ def evaluate_lm(
     if chars:
         out.spelling_cer = c_errs / chars
     per: dict[str, list[int]] = {}
-    read: list[int] = []
+    knows: list[int] = []
     qa = [it for it in items if it.category in categories][:n_qa]
     for it in qa:
         t = it.turns[0]
         p, r = respond(dec, vocab, [ChatTurn(human_codes=t.human_codes)], qa_mode, fmt,
                        max_new_tokens=512 if qa_mode == "speech" else 96)  # fmt: skip
-        ok = any(contains_phrase(p.text, a) for a in t.accept) if t.accept else False
-        per.setdefault(it.category, []).append(int(ok))
+        per.setdefault(it.category, []).append(int(correct(p.text, t.accept)))
         toks, secs = toks + len(r.ids), secs + r.seconds
         # the same question as text: does the model know the answer, whether or not it hears it?
         pt, _ = respond(dec, vocab, [ChatTurn(human_text=t.human_text)], "text", fmt,
                         max_new_tokens=96)  # fmt: skip
-        read.append(int(any(contains_phrase(pt.text, a) for a in t.accept)))
+        knows.append(int(correct(pt.text, t.accept)))
         if len(out.samples) < 20:
             out.samples.append(
                 {
@@ -161,13 +165,13 @@ def evaluate_lm(
                     "answer": p.text,
                     "answer_from_text": pt.text,
                     "accept": t.accept,
-                    "ok": ok,
+                    "ok": correct(p.text, t.accept),
                 }
             )
     out.qa_n = sum(len(v) for v in per.values())
     if out.qa_n:
         out.qa_accuracy = sum(sum(v) for v in per.values()) / out.qa_n
         out.qa_per_category = {k: sum(v) / len(v) for k, v in per.items()}
-        out.qa_text_accuracy = sum(read) / len(read)
+        out.qa_text_accuracy = sum(knows) / len(knows)
     out.tokens_per_second = toks / secs if secs else 0.0
     return out

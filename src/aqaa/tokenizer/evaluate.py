@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -220,18 +221,14 @@ def style_probe(
         scaler.transform(feats[~test]), labels[~test]
     )
     pred = clf.predict(scaler.transform(feats[test]))
-    per_style = {
-        s: float(np.mean(pred[labels[test] == k] == k)) for k, s in enumerate(PROBE_STYLES)
-    }
+    truth = labels[test]
     confusion = {  # true style -> predicted style -> clips
-        s: {
-            PROBE_STYLES[j]: int(np.sum(pred[labels[test] == k] == j))
-            for j in set(pred[labels[test] == k])
-        }
+        s: dict(Counter(PROBE_STYLES[j] for j in pred[truth == k]))
         for k, s in enumerate(PROBE_STYLES)
     }
+    per_style = {s: row.get(s, 0) / max(sum(row.values()), 1) for s, row in confusion.items()}
     return {
-        "accuracy": float(np.mean(pred == labels[test])),
+        "accuracy": float(np.mean(pred == truth)),
         "per_style": per_style,
         "confusion": confusion,
     }
