@@ -122,6 +122,35 @@ def test_evaluate_lm_and_cli(setup, tmp_path) -> None:
     assert "joint CTC/attention" in r.output
     r = CliRunner().invoke(
         app, ["train", "evaluate", "--checkpoint", str(tmp_path / "ck"), "--data", str(corpus),
+              "-n", "1", "--generated", "4"],
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert "generated questions as text, test templates: 0.0%" in r.output
+    r = CliRunner().invoke(
+        app, ["train", "evaluate", "--checkpoint", str(tmp_path / "ck"), "--data", str(corpus),
               "--joint-ctc", "2"],
     )  # fmt: skip
     assert r.exit_code != 0 and "--joint-ctc must be in [0, 1]" in r.output
+
+
+def test_generated_qa_accuracy_judges_answers_by_their_accept_lists() -> None:
+    import random
+
+    from aqaa.data.tasks import generate
+    from aqaa.lm.evaluate import CONTENT_CATEGORIES, generated_qa_accuracy
+
+    # the same stream of questions the evaluation draws (seed 7, categories in turn)
+    rng = random.Random(7)
+    key = {}
+    for i in range(8):
+        t = generate(CONTENT_CATEGORIES[i % 4], rng, "test").turns[0]
+        key[t.human_text] = t.accept[0]
+    oracle = generated_qa_accuracy(lambda q: f"Well, {key[q]}.", 8, "test")
+    assert oracle == {c: 1.0 for c in CONTENT_CATEGORIES} | {"all": 1.0}
+    silent = generated_qa_accuracy(lambda q: "I do not know.", 8, "test")
+    assert silent["all"] == 0.0
+    # right on knowledge only: a quarter of the questions
+    half = generated_qa_accuracy(
+        lambda q: key[q] if q in key and list(key).index(q) % 4 == 0 else "", 8, "test"
+    )
+    assert half["knowledge"] == 1.0 and half["reasoning"] == 0.0 and half["all"] == 0.25

@@ -335,6 +335,13 @@ def evaluate(
             "transcript to its audio."
         ),
     ] = None,
+    generated: Annotated[
+        int,
+        typer.Option(
+            help="Also ask this many freshly generated content questions as text, from the "
+            "training templates and from the held-out ones (what the text channel knows)."
+        ),
+    ] = 0,
 ) -> None:
     """LM-only checks on held-out shards: ASR WER and knowledge/reasoning QA accuracy."""
     import dataclasses
@@ -343,7 +350,7 @@ def evaluate(
 
     from aqaa.data.shards import shard_tokenizer
     from aqaa.lm.data import load_items
-    from aqaa.lm.evaluate import evaluate_lm
+    from aqaa.lm.evaluate import evaluate_lm, generated_qa_accuracy, text_answerer
     from aqaa.lm.model import check_audio_tokenizer, load_checkpoint
 
     if qa_mode not in ("text", "speech"):
@@ -369,8 +376,12 @@ def evaluate(
         layer = max(range(len(res.alignment)), key=res.alignment.__getitem__)
         head = int(head_alignment(model, [ex])[layer].argmax())
         plot_alignment(model, vocab, ex, layer, head, attention_plot)
+    gen = {}
+    if generated > 0:
+        ask = text_answerer(model, vocab)
+        gen = {sp: generated_qa_accuracy(ask, generated, sp) for sp in ("train", "test")}
     if as_json:
-        print(json.dumps(dataclasses.asdict(res), indent=2))
+        print(json.dumps(dataclasses.asdict(res) | {"generated_qa": gen}, indent=2))
         return
     for s in res.samples[:6]:
         console.print(s, highlight=False)
@@ -397,6 +408,11 @@ def evaluate(
         )
         + f"; {res.tokens_per_second:.0f} tokens/s"
     )
+    for sp, acc_by_cat in gen.items():
+        cats = ", ".join(f"{k} {v:.0%}" for k, v in acc_by_cat.items() if k != "all")
+        console.print(
+            f"generated questions as text, {sp} templates: {acc_by_cat['all']:.1%} ({cats})"
+        )
 
 
 @train_app.command("ship")
