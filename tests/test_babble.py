@@ -62,3 +62,34 @@ def test_tiny_babble_build_resumes_and_feeds_the_tokenizer(tmp_path: Path) -> No
         SFTSource(items, vocab, FormatConfig(), 768)
     with pytest.raises(ValueError, match="with answers"):
         DPOSource(items, vocab, FormatConfig(), 768)
+
+
+def test_spoken_questions_carry_text_answers_and_feed_sft(tmp_path: Path) -> None:
+    from aqaa.data.babble import QUESTION_CATEGORIES
+    from aqaa.data.shards import tokenize_corpus
+    from aqaa.lm.data import SFTSource, answered, load_items
+    from aqaa.lm.evaluate import correct
+    from aqaa.lm.format import FormatConfig
+    from aqaa.lm.vocab import train_vocab
+    from aqaa.tokenizer import DualCodebookTokenizer
+
+    with pytest.raises(ValueError, match="source"):
+        BabbleConfig(out=tmp_path, source="poems")
+    cfg = BabbleConfig(out=tmp_path / "q", hours=0.005, seed=4, workers=1, source="questions")
+    summary = build_babble(cfg, progress=False)
+    assert summary["kind"] == "questions" and summary["clips"] >= 3 and summary["failed"] == 0
+    counts = tokenize_corpus(cfg.out, DualCodebookTokenizer.load(), progress=False)
+    items = [it for split in counts for it in load_items(cfg.out, split)]
+    assert len(items) == summary["clips"] and answered(items) == items
+    for it in items:
+        t = it.turns[0]
+        assert it.category in QUESTION_CATEGORIES and it.id.split("-")[1].startswith("q")
+        assert t.answer_clips == [] and len(t.human_codes) > 0
+        assert correct(t.answer_text, t.accept)  # the judge accepts the corpus's own answer
+    # SFT answers them in the text channel even when it drew the speech mode
+    vocab = train_vocab(
+        [s for it in items for t in it.turns for s in (t.human_text, t.answer_text)], 300
+    )
+    src = SFTSource(items, vocab, FormatConfig(), 768, text_answer_fraction=0.0)
+    ex = src.example(0, 0)
+    assert ex.task == "sft_text" and any(vocab.is_audio(i) for i in ex.ids)

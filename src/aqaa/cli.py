@@ -147,8 +147,16 @@ def data_babble(
     words: Annotated[Path, typer.Option(help="Word list, one word per line.")] = Path(
         "/usr/share/dict/words"
     ),
+    source: Annotated[
+        str,
+        typer.Option(
+            help="words: random word strings (tokenizer data); questions: generated content "
+            "questions with text answers (LM SFT data)."
+        ),
+    ] = "words",
 ) -> None:
-    """Render random-word speech by the training voices, for tokenizer training (`--data c,babble`).
+    """Render random-word speech by the training voices, for tokenizer training (`--data c,babble`),
+    or (`--source questions`) spoken content questions with text answers, for the LM.
 
     Interrupt it at any time: running it again with the same options resumes.
     """
@@ -157,7 +165,9 @@ def data_babble(
     _check_render_args(hours, workers)
     try:
         s = build_babble(
-            BabbleConfig(out=out, hours=hours, seed=seed, workers=workers, words=words)
+            BabbleConfig(
+                out=out, hours=hours, seed=seed, workers=workers, words=words, source=source
+            )
         )
     except (ValueError, RuntimeError, OSError) as e:
         raise _fail(str(e)) from None

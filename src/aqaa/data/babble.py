@@ -12,6 +12,15 @@ The output has the corpus layout that `aqaa train tokenizer` reads (manifest.jso
 turn per record, no answers; category "babble"), so `--data c3,babble` trains on both. It is not a
 dialogue corpus: the LM and vocoder stages do not use it. Items depend only on (seed, index), so a
 killed build resumes and a larger `--hours` extends a smaller one.
+
+**Spoken questions** (`aqaa data babble --source questions`): the same voices and prosody, but
+each clip is the first turn of a freshly generated content question (knowledge, reasoning,
+language, gaming; training templates only) and its record keeps the text answer and the judge's
+accept list. The dialogue corpus hears ~1,000 such questions; the facts the text channel learns
+from the unlimited `generated_qa` task (hundreds of countries, animals, numbers) mostly never
+reach the LM as audio. These clips let SFT pair each fact with its sound: audio question → text
+answer (`SFTSource` answers items without answer audio in the text channel). No answer audio is
+rendered, so a clip costs a question's ~2 s of speech.
 """
 
 from __future__ import annotations
@@ -32,6 +41,7 @@ from aqaa.data.corpus import (
     phonemize,
 )
 from aqaa.data.styles import INSTRUCTION_STYLES, Prosody
+from aqaa.data.tasks import generate
 from aqaa.data.voices import VoiceBank
 
 WORD_LIST = Path("/usr/share/dict/words")
@@ -44,6 +54,8 @@ _FUNCTION_WORDS = (
 )
 FUNCTION_WORDS = _FUNCTION_WORDS.split()
 _WORD_RE = re.compile(r"^[a-z]{2,12}$")
+#: the categories whose answers do not depend on how the question is spoken
+QUESTION_CATEGORIES = ("knowledge", "reasoning", "language", "gaming")
 
 
 @dataclass
@@ -54,6 +66,13 @@ class BabbleConfig:
     workers: int = 2
     valid_share: float = 0.03
     words: Path = WORD_LIST
+    #: "words": random word strings (tokenizer data); "questions": generated content questions
+    #: with their text answers (LM data)
+    source: str = "words"
+
+    def __post_init__(self) -> None:
+        if self.source not in ("words", "questions"):
+            raise ValueError(f"source must be 'words' or 'questions', got {self.source!r}")
 
 
 def load_words(path: Path = WORD_LIST) -> list[str]:
@@ -91,14 +110,27 @@ def plan_babble(index: int, cfg: BabbleConfig, words: list[str], voices: dict) -
         loudness=rng.uniform(-6.0, 6.0),
     )
     prosody = jitter.combine(INSTRUCTION_STYLES[style])
-    return {
+    plan = {
         "id": f"{split}-b{index:07d}",
         "index": index,
         "split": split,
-        "text": babble_sentence(rng, words),
+        "category": "babble",
         "voice": voice.id,
         "style": style,
         "prosody": prosody.to_dict(),
+    }
+    if cfg.source == "words":
+        return plan | {"text": babble_sentence(rng, words)}
+    item = generate(rng.choice(QUESTION_CATEGORIES), rng, "train")
+    t = item.turns[0]
+    return plan | {
+        "id": f"{split}-q{index:07d}",
+        "category": item.category,
+        "intent": item.intent,
+        "template": item.template,
+        "text": t.human_text,
+        "answer_text": t.answer_text,
+        "accept": t.accept,
     }
 
 
@@ -115,13 +147,16 @@ def render_babble(args: tuple[dict[str, Any], str]) -> tuple[dict | None, str | 
         )
         rel = Path("audio") / p["split"] / f"{p['id']}.flac"
         save_audio(out / rel, x, HUMAN_RATE)
+        answer = {k: p[k] for k in ("answer_text", "accept") if k in p}
         record = {
             "id": p["id"],
             "index": p["index"],
             "split": p["split"],
-            "category": "babble",
+            "category": p["category"],
+            **{k: p[k] for k in ("intent", "template") if k in p},
             "turns": [
                 {
+                    **answer,
                     "human_text": p["text"],
                     "human": {"style": p["style"]},
                     "human_audio": {
@@ -147,7 +182,7 @@ def build_babble(cfg: BabbleConfig, progress: bool = True) -> dict[str, Any]:
 
     from tqdm import tqdm
 
-    words = load_words(cfg.words)
+    words = load_words(cfg.words) if cfg.source == "words" else []
     bank = VoiceBank.discover()
     voices = {s: bank.voices(s) for s in ("train", "valid")}
     if not voices["train"] or not voices["valid"]:
@@ -177,7 +212,7 @@ def build_babble(cfg: BabbleConfig, progress: bool = True) -> dict[str, Any]:
     hours = sum(r["turns"][0]["human_audio"]["duration"] for r in records) / 3600
     summary = {
         "config": {**cfg.__dict__, "out": str(cfg.out), "words": str(cfg.words)},
-        "kind": "babble",
+        "kind": "babble" if cfg.source == "words" else "questions",
         "clips": len(records),
         "failed": len(errors),
         "hours": round(hours, 3),

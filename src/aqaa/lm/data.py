@@ -275,6 +275,8 @@ class SFTSource(ExampleSource):
     often; `replay` is the fraction of draws from all items regardless of the restriction;
     `asr_replay` the fraction of draws that are the pretraining ASR task (`asr_example`, with its
     spelling-CTC and guided-attention spans), so that fine-tuning keeps the reading it learnt.
+    Items without answer audio (`aqaa data babble --source questions`) are answered in the text
+    channel.
     """
 
     def __init__(
@@ -310,6 +312,8 @@ class SFTSource(ExampleSource):
             item = rng.choices(self.subset, weights=self.subset_w)[0]
         k = rng.randrange(len(item.turns))
         mode: Mode = "text" if rng.random() < self.text_answer_fraction else "speech"
+        if not item.turns[k].answer_clips:  # spoken questions with text answers only
+            mode = "text"
         turns = [t.chat(with_audio=True) for t in item.turns[: k + 1]]
         return build_example(self.vocab, turns, mode, self.fmt, task=f"sft_{mode}")
 
