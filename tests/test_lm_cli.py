@@ -111,6 +111,14 @@ def test_sft_source_asr_replay_draws_asr_examples(corpus: Path) -> None:
     assert all(ex.ctc_span is None for ex in draws if ex.task != "asr")
     with pytest.raises(ValueError, match="asr_replay"):
         SFTSource(items, vocab, FormatConfig(), 1024, asr_replay=1.0)
+    # text-only generated QA replay: questions as text, from the training templates
+    src = SFTSource(items, vocab, FormatConfig(), 1024, asr_replay=0.3, qa_replay=0.3)
+    draws = [src.draw(rng) for _ in range(60)]
+    qa = [ex for ex in draws if ex.task == "generated_qa"]
+    assert 8 <= len(qa) <= 32 and 8 <= sum(ex.task == "asr" for ex in draws) <= 32
+    assert all(not any(vocab.is_audio(i) for i in ex.ids) for ex in qa)
+    with pytest.raises(ValueError, match="sum below 1"):
+        SFTSource(items, vocab, FormatConfig(), 1024, asr_replay=0.5, qa_replay=0.5)
 
 
 @pytest.mark.parametrize(

@@ -251,17 +251,30 @@ class PretrainSource(ExampleSource):
             mode: Mode = "audio" if task == "tts" else "speech"
             system = f.system_tts if task == "tts" else f.system_interleaved
             return build_example(v, [turn], mode, f, system=system, task=task)
-        if task in ("text_qa", "generated_qa"):
-            if task == "text_qa":
-                item = rng.choice(self.typed_items)
-                pairs = [(t.human_text, t.answer_text) for t in item.turns]
-            else:
-                gen = generate(rng.choice(TEXT_QA_CATEGORIES), rng, "train")
-                pairs = [(t.human_text, t.answer_text) for t in gen.turns]
-            turns = [ChatTurn(human_text=q, answer_text=a) for q, a in pairs]
-            k = rng.randrange(len(turns))
-            return build_example(v, turns[: k + 1], "text", f, task=task)
+        if task == "text_qa":
+            item = rng.choice(self.typed_items)
+            pairs = [(t.human_text, t.answer_text) for t in item.turns]
+            return text_qa_example(v, f, pairs, rng, task)
+        if task == "generated_qa":
+            return generated_qa_example(v, f, rng)
         raise ValueError(f"unknown pretraining task {task!r}")
+
+
+def text_qa_example(
+    vocab: Vocab, fmt: FormatConfig, pairs: Sequence[tuple[str, str]], rng: random.Random,
+    task: str = "text_qa",
+) -> Example:  # fmt: skip
+    """A dialogue of (question, answer) texts, cut after a random turn, answered in text."""
+    turns = [ChatTurn(human_text=q, answer_text=a) for q, a in pairs]
+    k = rng.randrange(len(turns))
+    return build_example(vocab, turns[: k + 1], "text", fmt, task=task)
+
+
+def generated_qa_example(vocab: Vocab, fmt: FormatConfig, rng: random.Random) -> Example:
+    """The `generated_qa` task: a fresh dialogue from the training templates, all as text."""
+    gen = generate(rng.choice(TEXT_QA_CATEGORIES), rng, "train")
+    pairs = [(t.human_text, t.answer_text) for t in gen.turns]
+    return text_qa_example(vocab, fmt, pairs, rng, "generated_qa")
 
 
 # ----- SFT --------------------------------------------------------------------------------
@@ -274,8 +287,9 @@ class SFTSource(ExampleSource):
     items whose answer has several styled clips (marker-preserving concatenation) that much more
     often; `replay` is the fraction of draws from all items regardless of the restriction;
     `asr_replay` the fraction of draws that are the pretraining ASR task (`asr_example`, with its
-    spelling-CTC and guided-attention spans), so that fine-tuning keeps the reading it learnt.
-    Items without answer audio (`aqaa data babble --source questions`) are answered in the text
+    spelling-CTC and guided-attention spans), so that fine-tuning keeps the reading it learnt;
+    `qa_replay` the fraction that are the text-only `generated_qa` task, so that it keeps what
+    its text channel knows. Items without answer audio (`aqaa data babble --source questions`) are answered in the text
     channel.
     """
 
@@ -290,10 +304,15 @@ class SFTSource(ExampleSource):
         multi_style_boost: float = 1.0,
         replay: float = 0.0,
         asr_replay: float = 0.0,
+        qa_replay: float = 0.0,
     ) -> None:
         super().__init__(answered(items), vocab, fmt, max_len)
-        if not 0.0 <= asr_replay < 1.0:
-            raise ValueError(f"asr_replay must be in [0, 1), got {asr_replay}")
+        if min(asr_replay, qa_replay) < 0.0 or asr_replay + qa_replay >= 1.0:
+            raise ValueError(
+                f"asr_replay and qa_replay must be ≥ 0 with a sum below 1, "
+                f"got {asr_replay} and {qa_replay}"
+            )
+        self.qa_replay = qa_replay
         self.text_answer_fraction = text_answer_fraction
         self.replay = replay
         self.asr_replay = asr_replay
@@ -304,8 +323,12 @@ class SFTSource(ExampleSource):
         self.subset_w = [multi_style_boost if _multi_style(it) else 1.0 for it in sub]
 
     def draw(self, rng: random.Random) -> Example | None:
-        if self.asr_replay and rng.random() < self.asr_replay:
-            return asr_example(self.vocab, self.fmt, *self._clip(rng))
+        if self.asr_replay or self.qa_replay:
+            u = rng.random()
+            if u < self.asr_replay:
+                return asr_example(self.vocab, self.fmt, *self._clip(rng))
+            if u < self.asr_replay + self.qa_replay:
+                return generated_qa_example(self.vocab, self.fmt, rng)
         if self.replay and rng.random() < self.replay:
             item = rng.choice(self.items)
         else:

@@ -221,6 +221,13 @@ def sft(
         float,
         typer.Option(help="Fraction of draws that replay the ASR task (keeps the reading)."),
     ] = 0.0,
+    qa_replay: Annotated[
+        float,
+        typer.Option(
+            help="Fraction of draws that replay the text-only generated QA task (keeps what the "
+            "text channel knows)."
+        ),
+    ] = 0.0,
     ctc_weight: CtcWeight = 0.0,
     guide_weight: GuideWeight = 0.0,
     progress: Progress = True,
@@ -234,7 +241,8 @@ def sft(
     try:
         cfg = sft2_defaults(
             SFTConfig(data=str(data), out=str(out), stage=stage, init=str(init) if init else None,
-                      asr_replay=asr_replay, ctc_weight=ctc_weight, guide_weight=guide_weight)
+                      asr_replay=asr_replay, qa_replay=qa_replay, ctc_weight=ctc_weight,
+                      guide_weight=guide_weight)
         )  # fmt: skip
         cfg.loop.seed = seed
         cfg.loop.bf16 = bf16

@@ -56,6 +56,9 @@ class SFTConfig:
     replay: float = 0.0
     #: Fraction of draws that replay the ASR task (keeps the reading learnt in pretraining)
     asr_replay: float = 0.0
+    #: Fraction of draws that replay the text-only `generated_qa` task (keeps what the text
+    #: channel knows)
+    qa_replay: float = 0.0
     #: Spelling CTC and guided attention on those ASR draws (`aqaa.lm.spelling`, `aqaa.lm.guide`)
     ctc_weight: float = 0.0
     guide_weight: float = 0.0
@@ -70,6 +73,10 @@ class SFTConfig:
             raise ValueError(f"SFT stage must be 1 or 2, got {self.stage}")
         if not 0.0 <= self.asr_replay < 1.0:
             raise ValueError(f"--asr-replay must be in [0, 1), got {self.asr_replay}")
+        if not 0.0 <= self.qa_replay < 1.0 - self.asr_replay:
+            raise ValueError(
+                f"--qa-replay must be ≥ 0 with --asr-replay + --qa-replay < 1, got {self.qa_replay}"
+            )
 
 
 def sft2_defaults(cfg: SFTConfig) -> SFTConfig:
@@ -113,6 +120,7 @@ def run_sft(
         cfg.multi_style_boost,
         cfg.replay,
         cfg.asr_replay,
+        cfg.qa_replay,
     )
     try:
         valid = load_items(cfg.data, "valid")
