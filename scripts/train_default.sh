@@ -102,3 +102,12 @@ done
 aqaa train pretrain --data "$D/c3" --out "$R/lm9" --init "$R/lm7/sft1/final" --max-steps 1500 \
   --ckpt-every 100 --threads 1 --lr 3e-4 --ctc-weight 0.5 --guide-weight 1.0 \
   --mixture asr=1,continuation=0,tts=0,interleaved=0,text_qa=0,generated_qa=2
+# Session 9: the text channel's knowledge at scale (batch 64, generated QA ×3, light ASR replay),
+# then spoken content questions (text answers only) so that SFT pairs the facts with their sound.
+aqaa train pretrain --data "$D/c3" --out "$R/lm10" --init "$R/lm9/pretrain/final" --max-steps 1500 \
+  --batch-size 64 --micro-batch 16 --lr 5e-4 --ctc-weight 0.5 --guide-weight 1.0 --threads 2 \
+  --ckpt-every 100 --mixture asr=0.5,continuation=0,tts=0,interleaved=0,text_qa=0.5,generated_qa=3
+aqaa train evaluate --checkpoint "$R/lm10/pretrain/final" --data "$D/c3" --split valid -n 30 \
+  --generated 80
+aqaa data babble --source questions --out "$D/questions" --hours 3 --seed 11 --workers 2
+aqaa data tokenize "$D/questions" --tokenizer "$R/tok4"
