@@ -111,6 +111,6 @@ aqaa train evaluate --checkpoint "$R/lm10/pretrain/final" --data "$D/c3" --split
   --generated 80
 aqaa data babble --source questions --out "$D/questions" --hours 3 --seed 11 --workers 2
 aqaa data tokenize "$D/questions" --tokenizer "$R/tok4"
-# Next (session 10): SFT-1 from lm10 with the spoken questions, keeping reading and knowledge.
+# SFT-1 from lm10 with the spoken questions, keeping reading and knowledge (started; resume with --resume).
 aqaa train sft --stage 1 --data "$D/c3,$D/questions" --out "$R/lm10" --asr-replay 0.2 \
   --qa-replay 0.2 --ctc-weight 0.5 --guide-weight 1.0 --max-steps 1000 --ckpt-every 100 --threads 2
