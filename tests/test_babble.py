@@ -65,7 +65,7 @@ def test_tiny_babble_build_resumes_and_feeds_the_tokenizer(tmp_path: Path) -> No
 
 
 def test_spoken_questions_carry_text_answers_and_feed_sft(tmp_path: Path) -> None:
-    from aqaa.data.babble import QUESTION_CATEGORIES
+    from aqaa.data.schema import CONTENT_CATEGORIES
     from aqaa.data.shards import tokenize_corpus
     from aqaa.lm.data import SFTSource, answered, load_items
     from aqaa.lm.evaluate import correct
@@ -83,7 +83,7 @@ def test_spoken_questions_carry_text_answers_and_feed_sft(tmp_path: Path) -> Non
     assert len(items) == summary["clips"] and answered(items) == items
     for it in items:
         t = it.turns[0]
-        assert it.category in QUESTION_CATEGORIES and it.id.split("-")[1].startswith("q")
+        assert it.category in CONTENT_CATEGORIES and it.id.split("-")[1].startswith("q")
         assert t.answer_clips == [] and len(t.human_codes) > 0
         assert correct(t.answer_text, t.accept)  # the judge accepts the corpus's own answer
     # SFT answers them in the text channel even when it drew the speech mode

@@ -136,8 +136,9 @@ def test_evaluate_lm_and_cli(setup, tmp_path) -> None:
 def test_generated_qa_accuracy_judges_answers_by_their_accept_lists() -> None:
     import random
 
+    from aqaa.data.schema import CONTENT_CATEGORIES
     from aqaa.data.tasks import generate
-    from aqaa.lm.evaluate import CONTENT_CATEGORIES, generated_qa_accuracy
+    from aqaa.lm.evaluate import generated_qa_accuracy
 
     # the same stream of questions the evaluation draws (seed 7, categories in turn)
     rng = random.Random(7)

@@ -40,6 +40,7 @@ from aqaa.data.corpus import (
     _write_manifest,
     phonemize,
 )
+from aqaa.data.schema import CONTENT_CATEGORIES
 from aqaa.data.styles import INSTRUCTION_STYLES, Prosody
 from aqaa.data.tasks import generate
 from aqaa.data.voices import VoiceBank
@@ -54,8 +55,6 @@ _FUNCTION_WORDS = (
 )
 FUNCTION_WORDS = _FUNCTION_WORDS.split()
 _WORD_RE = re.compile(r"^[a-z]{2,12}$")
-#: the categories whose answers do not depend on how the question is spoken
-QUESTION_CATEGORIES = ("knowledge", "reasoning", "language", "gaming")
 
 
 @dataclass
@@ -121,7 +120,7 @@ def plan_babble(index: int, cfg: BabbleConfig, words: list[str], voices: dict) -
     }
     if cfg.source == "words":
         return plan | {"text": babble_sentence(rng, words)}
-    item = generate(rng.choice(QUESTION_CATEGORIES), rng, "train")
+    item = generate(rng.choice(CONTENT_CATEGORIES), rng, "train")
     t = item.turns[0]
     return plan | {
         "id": f"{split}-q{index:07d}",

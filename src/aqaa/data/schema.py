@@ -25,6 +25,9 @@ CATEGORIES: tuple[str, ...] = (
     "creativity",
     "multi_turn",
 )
+#: the categories judged on answer content alone (issue 9's content accuracy): their answers do
+#: not depend on how the question is spoken
+CONTENT_CATEGORIES: tuple[str, ...] = ("knowledge", "reasoning", "language", "gaming")
 
 Gender = Literal["male", "female"]
 Level = Literal["high", "low"]

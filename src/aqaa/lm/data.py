@@ -289,8 +289,8 @@ class SFTSource(ExampleSource):
     `asr_replay` the fraction of draws that are the pretraining ASR task (`asr_example`, with its
     spelling-CTC and guided-attention spans), so that fine-tuning keeps the reading it learnt;
     `qa_replay` the fraction that are the text-only `generated_qa` task, so that it keeps what
-    its text channel knows. Items without answer audio (`aqaa data babble --source questions`) are answered in the text
-    channel.
+    its text channel knows. Items without answer audio (`aqaa data babble --source questions`)
+    are answered in the text channel.
     """
 
     def __init__(

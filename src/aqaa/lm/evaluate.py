@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from aqaa.data.schema import CONTENT_CATEGORIES
 from aqaa.data.tasks import generate
 from aqaa.data.tasks.base import contains_phrase, normalize
 from aqaa.lm.data import TokenItem, asr_example
@@ -32,8 +33,6 @@ from aqaa.lm.spelling import SPELL_CHARS, spell_columns, spell_greedy, spell_tar
 from aqaa.lm.vocab import Vocab
 
 QA_CATEGORIES: tuple[str, ...] = ("knowledge", "reasoning")
-#: the content categories of issue 9's accuracy target, all answered in the text channel
-CONTENT_CATEGORIES: tuple[str, ...] = ("knowledge", "reasoning", "language", "gaming")
 _TAG = re.compile(r"\((\w+)\)\s*")
 
 
@@ -151,6 +150,7 @@ def evaluate_lm(
     per: dict[str, list[int]] = {}
     knows: list[int] = []
     qa = [it for it in items if it.category in categories][:n_qa]
+    ask = text_answerer(dec, vocab, fmt, max_new_tokens=96)
     for it in qa:
         t = it.turns[0]
         p, r = respond(dec, vocab, [ChatTurn(human_codes=t.human_codes)], qa_mode, fmt,
@@ -158,16 +158,15 @@ def evaluate_lm(
         per.setdefault(it.category, []).append(int(correct(p.text, t.accept)))
         toks, secs = toks + len(r.ids), secs + r.seconds
         # the same question as text: does the model know the answer, whether or not it hears it?
-        pt, _ = respond(dec, vocab, [ChatTurn(human_text=t.human_text)], "text", fmt,
-                        max_new_tokens=96)  # fmt: skip
-        knows.append(int(correct(pt.text, t.accept)))
+        from_text = ask(t.human_text)
+        knows.append(int(correct(from_text, t.accept)))
         if len(out.samples) < 20:
             out.samples.append(
                 {
                     "task": "qa",
                     "q": t.human_text,
                     "answer": p.text,
-                    "answer_from_text": pt.text,
+                    "answer_from_text": from_text,
                     "accept": t.accept,
                     "ok": correct(p.text, t.accept),
                 }
@@ -204,15 +203,19 @@ def generated_qa_accuracy(
 
 
 def text_answerer(
-    model: torch.nn.Module, vocab: Vocab, fmt: FormatConfig | None = None, max_len: int = 2048
+    model: torch.nn.Module | LeanDecoder,
+    vocab: Vocab,
+    fmt: FormatConfig | None = None,
+    max_new_tokens: int = 64,
 ) -> Callable[[str], str]:
     """`question text → the model's text answer`, greedy under the grammar (for
-    `generated_qa_accuracy`)."""
+    `generated_qa_accuracy`, and `evaluate_lm`'s question-as-text check)."""
     fmt = fmt or FormatConfig()
-    dec = LeanDecoder(model, max_len=max_len)
+    dec = model if isinstance(model, LeanDecoder) else LeanDecoder(model, max_len=2048)
 
     def answer(question: str) -> str:
-        p, _ = respond(dec, vocab, [ChatTurn(human_text=question)], "text", fmt, max_new_tokens=64)
+        p, _ = respond(dec, vocab, [ChatTurn(human_text=question)], "text", fmt,
+                       max_new_tokens=max_new_tokens)  # fmt: skip
         return p.text
 
     return answer

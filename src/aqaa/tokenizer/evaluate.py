@@ -63,10 +63,10 @@ class ProbeClip:
 
 
 def probe_sentences(n: int, seed: int = 0) -> list[str]:
+    from aqaa.data.schema import CONTENT_CATEGORIES as cats
     from aqaa.data.tasks import generate
 
     rng = random.Random(seed)
-    cats = ("knowledge", "reasoning", "language", "gaming")
     out: list[str] = []
     while len(out) < n:
         t = generate(cats[len(out) % len(cats)], rng, "test").turns[0].human_text
