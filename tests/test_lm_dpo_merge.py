@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import random
 from pathlib import Path
@@ -204,3 +205,24 @@ def test_ship_writes_bf16_lm_and_fp16_vocoder_that_load_back(tmp_path) -> None:
     with safe_open(str(weights / "vocoder" / "model.safetensors"), "pt") as f:
         assert {f.get_tensor(k).dtype for k in f.keys()} <= {torch.float16, torch.int64}  # noqa: SIM118
     Vocoder.load(weights / "vocoder")
+
+
+def test_assemble_model_writes_a_candidate_beside_the_defaults(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    from aqaa.engine.engine import Engine
+    from aqaa.train.ship import assemble_model
+
+    _, vocab = load_checkpoint(tiny_model_dir / "lm")
+    save_checkpoint(build_model("tiny", vocab.size, seed=5), vocab, tmp_path / "ck")
+    out = assemble_model(tmp_path / "cand", lm=tmp_path / "ck", defaults=tiny_model_dir, note="c")
+    # the new LM is in bf16, the other parts are the defaults' files, byte for byte
+    assert json.loads((out / "lm" / "shipped.json").read_text())["note"] == "c"
+    for part in ("tokenizer", "vocoder"):
+        names = sorted(p.name for p in (tiny_model_dir / part).iterdir())
+        assert sorted(p.name for p in (out / part).iterdir()) == names
+        for n in names:
+            assert (out / part / n).read_bytes() == (tiny_model_dir / part / n).read_bytes()
+    assert Engine.load(out).vocab == vocab
+    with pytest.raises(ValueError, match="default model's directory"):
+        assemble_model(tiny_model_dir, lm=tmp_path / "ck", defaults=tiny_model_dir)

@@ -433,17 +433,27 @@ def ship(
         Path | None, typer.Option(help="Audio tokenizer directory to make the default.")
     ] = None,
     note: Annotated[str, typer.Option(help="A line saved in weights/lm/shipped.json.")] = "",
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write a complete candidate model directory here instead (parts not given are "
+            "copied from the defaults); measure it with `aqaa eval run --model DIR`."
+        ),
+    ] = None,
 ) -> None:
     """Make trained parts the default model (src/aqaa/weights/): LM in bf16, vocoder in fp16.
 
     The LM, the vocoder and the tokenizer that will be the defaults must match (the LM and the
     vocoder record the fingerprint of the tokenizer whose codes they learnt); nothing is copied
     when they do not."""
-    from aqaa.train.ship import check_parts, ship_lm, ship_tokenizer, ship_vocoder
+    from aqaa.train.ship import assemble_model, check_parts, ship_lm, ship_tokenizer, ship_vocoder
 
     if lm is None and vocoder is None and tokenizer is None:
         raise _fail("give --lm, --tokenizer and/or --vocoder")
     try:
+        if out is not None:
+            console.print(f"model → {assemble_model(out, lm, tokenizer, vocoder, note=note)}")
+            return
         check_parts(lm, tokenizer, vocoder)
         if tokenizer is not None:
             console.print(f"tokenizer → {ship_tokenizer(tokenizer)}")

@@ -4,6 +4,9 @@ The LM goes in bf16 (half the bytes of fp32, and the range of fp32: no overflow 
 the vocoder in fp16 (its activations are small and fp16 keeps three more mantissa bits). Both load
 back as fp32. Each part is written to a temporary directory beside its target and swapped in with
 renames, so an interrupted ship never leaves a half-written default.
+
+`assemble_model` writes the same layout somewhere else (a candidate model for `aqaa eval run
+--model DIR`), so a model can be measured end to end before it replaces the default.
 """
 
 from __future__ import annotations
@@ -90,3 +93,39 @@ def ship_vocoder(directory: str | Path, weights: Path = WEIGHTS) -> Path:
         shutil.rmtree(tmp)
     voc.save(tmp, fp16=True)
     return _swap(tmp, weights / "vocoder")
+
+
+PARTS = ("tokenizer", "lm", "vocoder")
+
+
+def assemble_model(
+    out: str | Path,
+    lm: str | Path | None = None,
+    tokenizer: str | Path | None = None,
+    vocoder: str | Path | None = None,
+    defaults: Path = WEIGHTS,
+    note: str = "",
+) -> Path:
+    """Write a complete model directory `out/{tokenizer,lm,vocoder}`: the parts given are converted
+    as `ship_*` converts them, the others copied from `defaults`. The parts must match."""
+    out = Path(out)
+    if out.resolve() == defaults.resolve():
+        raise ValueError(f"{out} is the default model's directory: ship without --out instead")
+    check_parts(lm, tokenizer, vocoder, weights=defaults)
+    out.mkdir(parents=True, exist_ok=True)
+    given = {"tokenizer": tokenizer, "lm": lm, "vocoder": vocoder}
+    for part in PARTS:
+        source = given[part]
+        if part == "tokenizer" and source is not None:
+            ship_tokenizer(source, out)
+        elif part == "lm" and source is not None:
+            ship_lm(source, out, note=note)
+        elif part == "vocoder" and source is not None:
+            ship_vocoder(source, out)
+        else:
+            tmp = out / f".{part}.tmp"
+            if tmp.exists():
+                shutil.rmtree(tmp)
+            shutil.copytree(defaults / part, tmp)
+            _swap(tmp, out / part)
+    return out
