@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import random
 
 import numpy as np
@@ -374,6 +375,38 @@ def test_generated_qa_is_typed_fresh_and_deterministic(
     # Drawn from the generators, not the corpus: most prompts are not in the 40-item corpus.
     assert sum(any(q in text for q in corpus_texts) for text in questions) < 20
     assert "voice_understanding" not in TEXT_QA_CATEGORIES
+
+
+def _spoken_codes(ex, vocab: Vocab) -> tuple[int, ...]:
+    """The audio codes an example's audio channel says (clip markers left out)."""
+    base = vocab.audio_id(0)
+    return tuple(
+        x - base for x, k in zip(ex.ids, ex.kinds, strict=True) if k == KIND_AUDIO and x >= base
+    )
+
+
+def test_tts_and_interleaved_speak_only_the_assistant_voice(
+    items: list[TokenItem], vocab: Vocab
+) -> None:
+    from aqaa.lm.data import Mixture, PretrainSource
+
+    answers = {tuple(c.codes) for it in items for t in it.turns for c in t.answer_clips}
+    assert answers
+    off = dict.fromkeys(
+        ("continuation", "asr", "tts", "interleaved", "text_qa", "generated_qa"), 0.0
+    )
+    for task in ("tts", "interleaved"):
+        src = PretrainSource(items, vocab, FormatConfig(), 4096, Mixture(**(off | {task: 1.0})))
+        for i in range(30):
+            ex = src.example(seed=3, index=i)
+            assert ex.task == task and _spoken_codes(ex, vocab) in answers, (task, i)
+    # a corpus without answer audio (babble) speaks its human clips
+    mute = copy.deepcopy(items[:4])
+    for t in (t for it in mute for t in it.turns):
+        t.answer_clips = []
+    src = PretrainSource(mute, vocab, FormatConfig(), 4096, Mixture(**(off | {"tts": 1.0})))
+    heard = {tuple(t.human_codes) for it in mute for t in it.turns}
+    assert _spoken_codes(src.example(seed=3, index=0), vocab) in heard
 
 
 def test_mixture_option_and_several_corpora(tmp_path) -> None:

@@ -231,6 +231,16 @@ class PretrainSource(ExampleSource):
         self.typed_items = [it for it in self.items if it.category in TEXT_QA_CATEGORIES]
         if not self.typed_items:
             self.typed_items = self.items
+        # TTS and interleaved examples speak in the assistant's voice, the only voice the LM
+        # ever answers with: human clips would teach it voices it cannot choose from the text
+        # (the targets' timbre is unpredictable, so the loss goes to guessing it). Corpora with no
+        # answer audio (babble) fall back to the human clips.
+        self.spoken = [
+            (tag_sentence(Sentence(c.text, c.style)), c.codes)
+            for it in self.items
+            for t in it.turns
+            for c in t.answer_clips
+        ]
 
     def draw(self, rng: random.Random) -> Example | None:
         task = rng.choices(PRETRAIN_TASKS, weights=self.mixture.weights())[0]
@@ -246,7 +256,7 @@ class PretrainSource(ExampleSource):
             text, codes = self._clip(rng)
             return asr_example(v, f, text, codes)
         if task in ("tts", "interleaved"):
-            text, codes = self._clip(rng)
+            text, codes = rng.choice(self.spoken) if self.spoken else self._clip(rng)
             turn = ChatTurn(human_text=text, answer_text=text, answer_clips=[codes])
             mode: Mode = "audio" if task == "tts" else "speech"
             system = f.system_tts if task == "tts" else f.system_interleaved
