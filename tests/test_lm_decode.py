@@ -131,6 +131,22 @@ def test_evaluate_lm_and_cli(setup, tmp_path) -> None:
               "--joint-ctc", "2"],
     )  # fmt: skip
     assert r.exit_code != 0 and "--joint-ctc must be in [0, 1]" in r.output
+    # --read-aloud: the LM says held-out answers through a vocoder and the Whisper judge
+    from aqaa.vocoder.model import Vocoder, VocoderConfig
+
+    torch.manual_seed(0)
+    Vocoder(VocoderConfig.tiny()).save(tmp_path / "voc")
+    r = CliRunner().invoke(
+        app, ["train", "evaluate", "--checkpoint", str(tmp_path / "ck"), "--data", str(corpus),
+              "-n", "1", "--read-aloud", "1", "--vocoder", str(tmp_path / "voc")],
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert "read aloud (1 sentences): WER" in r.output and "true codes through" in r.output
+    r = CliRunner().invoke(
+        app, ["train", "evaluate", "--checkpoint", str(tmp_path / "ck"), "--data", str(corpus),
+              "-n", "1", "--read-aloud", "1", "--vocoder", str(tmp_path / "nowhere")],
+    )  # fmt: skip
+    assert r.exit_code == 2 and "error" in r.output
 
 
 def test_generated_qa_accuracy_judges_answers_by_their_accept_lists() -> None:
@@ -155,3 +171,43 @@ def test_generated_qa_accuracy_judges_answers_by_their_accept_lists() -> None:
         lambda q: key[q] if q in key and list(key).index(q) % 4 == 0 else "", 8, "test"
     )
     assert half["knowledge"] == 1.0 and half["reasoning"] == 0.0 and half["all"] == 0.25
+
+
+def test_audio_temperature_samples_speech_and_keeps_the_text_greedy(setup) -> None:
+    from aqaa.lm.decode import generate
+    from aqaa.lm.format import Grammar, build_prompt
+
+    vocab, items = setup
+    model = build_model("tiny", vocab.size, seed=4).eval()
+    dec = LeanDecoder(model, max_len=1024)
+    prompt = build_prompt(vocab, [ChatTurn(human_codes=items[0].turns[0].human_codes)], "speech")
+    g = Grammar(vocab)
+    greedy = generate(dec, prompt, g, "speech", 120).ids
+    assert generate(dec, prompt, g, "speech", 120, audio_temperature=0.0).ids == greedy
+    sampled = [generate(dec, prompt, g, "speech", 120, seed=s, audio_temperature=1.5).ids
+               for s in range(3)]  # fmt: skip
+    assert any(ids != greedy for ids in sampled)
+    # the first text slot is decoded before any audio: greedy whatever the audio temperature
+    n_text = FormatConfig().text_slot
+    assert all(ids[:n_text] == greedy[:n_text] for ids in sampled)
+
+
+def test_read_aloud_scores_the_lm_against_the_true_clips(setup) -> None:
+    from aqaa.lm.evaluate import read_aloud
+
+    vocab, items = setup
+    model = build_model("tiny", vocab.size, seed=4).eval()
+    clips = [c for it in items for c in it.turns[0].answer_clips][:3]
+    truth = {tuple(int(x) for x in c.codes): c.text for c in clips}
+
+    def hear(codes):  # ears that understand the true clips only; 1 s per group of 5 codes
+        return truth.get(tuple(int(x) for x in codes), "mumble"), len(codes) / 5
+
+    res = read_aloud(LeanDecoder(model, max_len=2048), vocab, [(c.text, c.codes) for c in clips],
+                     hear)  # fmt: skip
+    assert res.n == 3 and res.wer_true_codes == 0.0
+    assert res.wer >= 0.9  # a random LM says none of it
+    assert res.duration_ratio > 0 and len(res.samples) == 3
+    assert res.samples[0]["true_said"] == clips[0].text
+    with pytest.raises(ValueError, match="at least one sentence"):
+        read_aloud(LeanDecoder(model, max_len=2048), vocab, [], hear)

@@ -168,9 +168,12 @@ def generate(
     temperature: float = 0.0,
     top_k: int = 50,
     seed: int = 0,
+    audio_temperature: float | None = None,
 ) -> DecodeResult:
     """Decode a response after `prompt` (which ends with `<|BOT|>assistant\\n`), stopping at
-    `<|EOT|>`. With a `grammar`, every step is masked to the tokens the grammar allows."""
+    `<|EOT|>`. With a `grammar`, every step is masked to the tokens the grammar allows, and
+    `audio_temperature` (default: `temperature`) applies in its audio slots, so that speech can be
+    sampled while the text stays greedy (the engine's default, `aqaa.engine.sampling`)."""
     gen = torch.Generator().manual_seed(seed)
     decoder.reset()
     state = grammar.start(mode) if grammar is not None else None
@@ -181,7 +184,8 @@ def generate(
     for step in range(max_new_tokens):
         if state is not None:
             logits = logits.masked_fill(~state.allowed(), float("-inf"))
-        tok = sample(logits, temperature, top_k, gen)
+        audio = state is not None and audio_temperature is not None and not state.in_text
+        tok = sample(logits, audio_temperature if audio else temperature, top_k, gen)
         if step == 0:
             first = time.perf_counter() - t0
         out.append(tok)
@@ -204,6 +208,7 @@ def respond(
     temperature: float = 0.0,
     top_k: int = 50,
     seed: int = 0,
+    audio_temperature: float | None = None,
 ) -> tuple[ParsedResponse, DecodeResult]:
     """Answer `turns[-1]` (earlier turns are history) under the grammar; parse the response."""
     cfg = cfg or FormatConfig()
@@ -220,5 +225,6 @@ def respond(
         temperature,
         top_k,
         seed,
+        audio_temperature,
     )
     return parse_response(vocab, res.ids), res

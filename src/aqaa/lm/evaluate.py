@@ -180,6 +180,64 @@ def evaluate_lm(
     return out
 
 
+@dataclass
+class ReadAloud:
+    """How well the LM speaks given text (the interleaved task's prompt, "Say the text.")."""
+
+    #: WER of the transcript of the LM's speech against the text it was asked to say
+    wer: float
+    #: the same for the true clip through the same ears: the vocoder-and-judge floor
+    wer_true_codes: float
+    #: WER of the LM's own text channel against the text (does it copy before it speaks?)
+    text_wer: float
+    #: seconds of the LM's speech over seconds of the true clip
+    duration_ratio: float
+    n: int
+    samples: list[dict[str, Any]] = field(default_factory=list)
+
+
+def read_aloud(
+    decoder: LeanDecoder,
+    vocab: Vocab,
+    sentences: Sequence[tuple[str, Sequence[int]]],
+    hear: Callable[[Sequence[int]], tuple[str, float]],
+    fmt: FormatConfig | None = None,
+    audio_temperature: float = 0.7,
+    seed: int = 0,
+) -> ReadAloud:
+    """Ask the LM to say each `(text, true_codes)` sentence in speech mode (greedy text, sampled
+    audio) and score what `hear(codes) -> (transcript, seconds)` (vocoder + Whisper) makes of its
+    codes and of the true ones. The LM's speaking alone, apart from what it knows or hears."""
+    if not sentences:
+        raise ValueError("read_aloud needs at least one sentence")
+    fmt = fmt or FormatConfig()
+    errs = errs_true = errs_text = words = 0
+    secs = secs_true = 0.0
+    samples: list[dict[str, Any]] = []
+    for i, (text, true_codes) in enumerate(sentences):
+        p, _ = respond(decoder, vocab, [ChatTurn(human_text=text)], "speech", fmt,
+                       system=fmt.system_interleaved, max_new_tokens=6 * len(text) + 64,
+                       seed=seed + i, audio_temperature=audio_temperature)  # fmt: skip
+        said, s = hear(p.codes) if len(p.codes) else ("", 0.0)
+        said_true, s_true = hear(true_codes)
+        e, n = word_errors(text, said)
+        errs, words, secs = errs + e, words + n, secs + s
+        errs_true, secs_true = errs_true + word_errors(text, said_true)[0], secs_true + s_true
+        errs_text += word_errors(text, p.text)[0]
+        if len(samples) < 10:
+            samples.append({"text": text, "lm_text": p.text, "lm_said": said, "true_said": said_true,
+                            "seconds": round(s, 2), "true_seconds": round(s_true, 2)})  # fmt: skip
+    words = max(words, 1)
+    return ReadAloud(
+        wer=errs / words,
+        wer_true_codes=errs_true / words,
+        text_wer=errs_text / words,
+        duration_ratio=secs / secs_true if secs_true else 0.0,
+        n=len(sentences),
+        samples=samples,
+    )
+
+
 def generated_qa_accuracy(
     answer: Callable[[str], str],
     n: int,

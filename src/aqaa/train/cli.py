@@ -350,6 +350,17 @@ def evaluate(
             "training templates and from the held-out ones (what the text channel knows)."
         ),
     ] = 0,
+    read_aloud: Annotated[
+        int,
+        typer.Option(
+            help="Also have the LM say this many held-out assistant sentences; its speech goes "
+            "through --vocoder and Whisper (WER against the text, beside the true clips')."
+        ),
+    ] = 0,
+    vocoder: Annotated[
+        Path | None,
+        typer.Option(help="Vocoder for --read-aloud, trained on the LM's tokenizer's codes."),
+    ] = None,
 ) -> None:
     """LM-only checks on held-out shards: ASR WER and knowledge/reasoning QA accuracy."""
     import dataclasses
@@ -388,8 +399,15 @@ def evaluate(
     if generated > 0:
         ask = text_answerer(model, vocab)
         gen = {sp: generated_qa_accuracy(ask, generated, sp) for sp in ("train", "test")}
+    spoken = None
+    if read_aloud > 0:
+        try:
+            spoken = _read_aloud(model, vocab, items, read_aloud, vocoder)
+        except (FileNotFoundError, ValueError, OSError) as e:
+            raise _fail(str(e)) from None
     if as_json:
-        print(json.dumps(dataclasses.asdict(res) | {"generated_qa": gen}, indent=2))
+        extra = {"generated_qa": gen, "read_aloud": spoken and dataclasses.asdict(spoken)}
+        print(json.dumps(dataclasses.asdict(res) | extra, indent=2))
         return
     for s in res.samples[:6]:
         console.print(s, highlight=False)
@@ -421,6 +439,42 @@ def evaluate(
         console.print(
             f"generated questions as text, {sp} templates: {acc_by_cat['all']:.1%} ({cats})"
         )
+    if spoken is not None:
+        for s in spoken.samples[:4]:
+            console.print(s, highlight=False)
+        console.print(
+            f"read aloud ({spoken.n} sentences): WER {spoken.wer:.1%} (true codes through the "
+            f"same vocoder {spoken.wer_true_codes:.1%}; own text {spoken.text_wer:.1%}), "
+            f"duration {spoken.duration_ratio:.2f}× the true clips'"
+        )
+
+
+def _read_aloud(model: Any, vocab: Any, items: list[Any], n: int, vocoder: Path | None) -> Any:
+    """`aqaa.lm.evaluate.read_aloud` over the first `n` held-out answer clips, heard by the
+    vocoder (checked against the LM's tokenizer) and the Whisper judge."""
+    from aqaa.data.schema import Sentence, tag_sentence
+    from aqaa.eval.judge import WhisperJudge
+    from aqaa.lm.decode import LeanDecoder
+    from aqaa.lm.evaluate import read_aloud
+    from aqaa.lm.model import audio_tokenizer_of
+    from aqaa.vocoder.model import DEFAULT_DIR as VOCODER_DIR
+    from aqaa.vocoder.model import Vocoder
+
+    voc = Vocoder.load(vocoder or VOCODER_DIR)
+    fp = audio_tokenizer_of(model)
+    if fp is not None:
+        voc.check_tokenizer(fp, "the LM's tokenizer")
+    clips = [c for it in items for c in it.turns[0].answer_clips][:n]
+    if not clips:
+        raise ValueError("no answer clips in these shards to read aloud")
+    judge = WhisperJudge()
+
+    def hear(codes: Any) -> tuple[str, float]:
+        audio, sr = voc.decode(codes)
+        return judge.transcribe(audio, sr).text, len(audio) / sr
+
+    sentences = [(tag_sentence(Sentence(c.text, c.style)), c.codes) for c in clips]
+    return read_aloud(LeanDecoder(model, max_len=2048), vocab, sentences, hear)
 
 
 @train_app.command("ship")
