@@ -282,11 +282,11 @@ def test_shipped_tokenizer_and_cli(tmp_path: Path) -> None:
 
 
 def test_evaluate_tokenizer_reports_per_voice_phone_errors(tmp_path: Path) -> None:
-    from aqaa.data.voices import RESERVED_VOICES
+    from aqaa.data.voices import ASSISTANT_VOICE, RESERVED_VOICES
     from aqaa.tokenizer.evaluate import PROBE_STYLES, ProbeClip, evaluate_tokenizer
     from aqaa.tokenizer.phonemes import PhonemeVocab
 
-    voices = (*sorted(RESERVED_VOICES), "flite:rms")
+    voices = (*sorted(RESERVED_VOICES), "flite:rms", ASSISTANT_VOICE)
     clips = [
         ProbeClip(v, s, 0, "Hello there.", speechlike(1.5, seed=k))
         for k, (v, s) in enumerate((v, s) for v in voices for s in PROBE_STYLES)
@@ -298,6 +298,8 @@ def test_evaluate_tokenizer_reports_per_voice_phone_errors(tmp_path: Path) -> No
     assert all(e >= 0 for e in res["phone_error_rate_by_voice"].values())
     reserved = [res["phone_error_rate_by_voice"][v] for v in sorted(RESERVED_VOICES)]
     assert res["phone_error_rate"] == pytest.approx(sum(reserved) / 2)  # same references
+    # the assistant's voice is scored on its own and kept out of the style probe
+    assert res["phone_error_rate_assistant"] == res["phone_error_rate_by_voice"][ASSISTANT_VOICE]
     assert json.loads((tmp_path / "eval.json").read_text())["probe_clips"] == len(clips)
     confusion = res["style_probe"]["confusion"]  # one clip per reserved voice and style
     assert {s: sum(row.values()) for s, row in confusion.items()} == dict.fromkeys(PROBE_STYLES, 2)

@@ -148,6 +148,10 @@ def eval_tokenizer(
     t.add_row("semantic perplexity", f"{res['semantic']['perplexity']:.0f}", "")
     t.add_row("phone error rate", f"{res['phone_error_rate']:.1%}", "≤ 20%")
     t.add_row("phone error rate (neutral)", f"{res['phone_error_rate_neutral']:.1%}", "")
+    if res["phone_error_rate_assistant"] is not None:
+        t.add_row(
+            "phone error rate, assistant voice", f"{res['phone_error_rate_assistant']:.1%}", ""
+        )
     t.add_row("speaker invariance", f"{res['speaker_invariance']:.1%}", "")
     t.add_row("style probe accuracy", f"{res['style_probe']['accuracy']:.1%}", "≥ 90%")
     console.print(t)

@@ -9,6 +9,10 @@ style probe is fitted. Metrics, on the reserved voices:
 - codebook usage (share of codes seen) and perplexity per stream;
 - phone error rate of the linguistic CTC head (greedy decoding) against espeak-ng phonemes, also
   per voice, the training voices included (their gap to the reserved ones is the speaker gap);
+- phone error rate on the assistant's voice (piper `joe`, every style), when it is installed: what
+  the LM's speech can carry at best, since the vocoder sees only these codes (a phone error rate
+  of ~12% already costs about 40% of words through Whisper, session 10 in `TRAINING.md`); the
+  style probe leaves it out;
 - speaker invariance: agreement of the linguistic tokens of the same neutral sentence spoken by
   two voices (1 − normalised edit distance of the de-duplicated sequences);
 - style probe: a logistic regression on speaker-normalised statistics of the semantic codes
@@ -33,7 +37,7 @@ import numpy as np
 import torch
 
 from aqaa.data.styles import style_prosody
-from aqaa.data.voices import RESERVED_VOICES, VoiceBank
+from aqaa.data.voices import ASSISTANT_VOICE, RESERVED_VOICES, VoiceBank
 from aqaa.tokenizer.dual import DualCodebookTokenizer
 from aqaa.tokenizer.features import fbank, stack_frames
 from aqaa.tokenizer.linguistic import N_MELS
@@ -75,13 +79,20 @@ def probe_sentences(n: int, seed: int = 0) -> list[str]:
     return out
 
 
+def default_probe_voices(bank: VoiceBank | None = None) -> tuple[str, ...]:
+    """Reserved voices, `PROBE_TRAIN_VOICES`, and the assistant's voice where it is installed."""
+    bank = bank or VoiceBank.discover()
+    assistant = (ASSISTANT_VOICE,) if ASSISTANT_VOICE in bank else ()
+    return (*sorted(RESERVED_VOICES), *PROBE_TRAIN_VOICES, *assistant)
+
+
 def render_probe_set(
     n_sentences: int = 12, voices: tuple[str, ...] | None = None, progress: bool = True
 ) -> list[ProbeClip]:
     from tqdm import tqdm
 
     bank = VoiceBank.discover()
-    voices = voices or (*sorted(RESERVED_VOICES), *PROBE_TRAIN_VOICES)
+    voices = voices or default_probe_voices(bank)
     sentences = probe_sentences(n_sentences)
     jobs = [(v, s, i) for v in voices for s in PROBE_STYLES for i in range(len(sentences))]
     clips = []
@@ -98,7 +109,7 @@ def load_or_render_probe_set(
     `cache` where it holds them for `n_sentences`; missing voices are rendered and the cache updated."""
     import pickle
 
-    voices = voices or (*sorted(RESERVED_VOICES), *PROBE_TRAIN_VOICES)
+    voices = voices or default_probe_voices()
     clips: list[ProbeClip] = []
     if cache is not None and cache.exists():
         clips = [c for c in pickle.loads(cache.read_bytes()) if c.voice in voices]
@@ -239,6 +250,8 @@ def evaluate_tokenizer(
 ) -> dict[str, Any]:
     toks = [tok.encode_waveform(c.audio) for c in clips]
     reserved = [i for i, c in enumerate(clips) if c.voice in RESERVED_VOICES]
+    humans = [i for i, c in enumerate(clips) if c.voice != ASSISTANT_VOICE]
+    assistant = [c for c in clips if c.voice == ASSISTANT_VOICE]
     dur = sum(len(clips[i].audio) for i in reserved) / 16000
     ling = np.concatenate([toks[i].linguistic for i in reserved])
     sem = np.concatenate([toks[i].semantic for i in reserved])
@@ -267,8 +280,11 @@ def evaluate_tokenizer(
             v: phone_error_rate(tok, [c for c in clips if c.voice == v])
             for v in sorted({c.voice for c in clips})
         },
+        "phone_error_rate_assistant": phone_error_rate(tok, assistant) if assistant else None,
         "speaker_invariance": float(np.mean(agree)) if agree else None,
-        "style_probe": style_probe(tok, clips, [t.semantic for t in toks]),
+        "style_probe": style_probe(
+            tok, [clips[i] for i in humans], [toks[i].semantic for i in humans]
+        ),
     }
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
