@@ -114,3 +114,17 @@ aqaa data tokenize "$D/questions" --tokenizer "$R/tok4"
 # SFT-1 from lm10 with the spoken questions, keeping reading and knowledge (started; resume with --resume).
 aqaa train sft --stage 1 --data "$D/c3,$D/questions" --out "$R/lm10" --asr-replay 0.2 \
   --qa-replay 0.2 --ctc-weight 0.5 --guide-weight 1.0 --max-steps 1000 --ckpt-every 100 --threads 2
+# Session 10: the speech of SFT-1 does not follow its text, and the true codes of the assistant's
+# own voice already lose ~45% of words through the vocoder (tok4 phone error rate 12% on it):
+# a larger tokenizer first, then everything that reads its codes.
+aqaa train evaluate --checkpoint "$R/lm10/sft1/final" --data "$D/c3" --split valid -n 8 \
+  --read-aloud 8 --vocoder "$R/voc2/vocoder"
+aqaa train tokenizer --data "$D/c3,$D/babble,$D/questions" --out "$R/tok5" --steps 12000 \
+  --dim 256 --layers 6          # resumable: the same command continues after a stop
+aqaa eval tokenizer --tokenizer "$R/tok5" --sentences 10 --probe-cache "$R/probe10.pkl"
+# Planned next, once tok5 is measured better than tok4 (not run yet):
+#   aqaa data tokenize "$D/c3" --tokenizer "$R/tok5"   (likewise babble, questions)
+#   aqaa train vocoder --data "$D/c3" --out "$R/voc3" --init "$R/voc2/vocoder" --mel-steps 0
+#   aqaa train pretrain --data "$D/c3,$D/questions" --out "$R/lm11" --init "$R/lm10/pretrain/final" \
+#     --audio-init --audio-tokenizer "$R/tok5" --ctc-weight 0.5 --guide-weight 1.0 \
+#     --mixture asr=0.5,continuation=0,tts=0.5,interleaved=1,text_qa=0.3,generated_qa=1.5
