@@ -5,6 +5,8 @@
   removed).
 - **QA**: a spoken question of the knowledge/reasoning categories → the text channel of the
   answer; correct when it contains one of the item's `accept` strings as whole words.
+- **Read aloud** (`read_aloud`): held-out assistant sentences given as text, said by the LM; its
+  codes go through a vocoder and Whisper (the caller's `hear`), scored beside the true codes.
 
 Greedy decoding under the grammar with the lean KV-cached loop (or, for ASR, joint CTC/attention
 beam search: `joint_ctc`). This is the LM alone on
