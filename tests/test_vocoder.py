@@ -554,3 +554,23 @@ def test_join_vocoders_takes_each_stage_from_its_run(tmp_path) -> None:
     b.save(tmp_path / "b2")
     with pytest.raises(ValueError, match="mel statistics"):
         join_vocoders(tmp_path / "a", tmp_path / "b2", tmp_path / "j2")
+    # a mel vocoder of another shape (10 ms head frames) joins a flow run's tokens and stream
+    cfg = VocoderConfig.tiny()
+    cfg.vocoder.upsample = 2
+    cfg.stream.first_chunk_pairs = 6
+    torch.manual_seed(3)
+    c = Vocoder(cfg)
+    c.save(tmp_path / "c")
+    a.audio_tokenizer = "aaaaaaaaaaaa"
+    a.save(tmp_path / "a2")
+    j = Vocoder.load(join_vocoders(tmp_path / "a2", tmp_path / "c", tmp_path / "j3"))
+    assert j.config.vocoder.upsample == 2 and j.audio_tokenizer == "aaaaaaaaaaaa"
+    assert j.config.stream == a.config.stream and j.config.flow == a.config.flow
+    audio, sr = j.decode(np.arange(10) % 5 * 200 + np.array([0, 0, 1024, 1024, 1024] * 2))
+    assert sr == 24000 and len(audio) == j.num_samples(10)
+    other = VocoderConfig.tiny()
+    other.mel.n_mels = 64
+    other.tokens.n_mels = other.flow.n_mels = other.vocoder.n_mels = 64
+    Vocoder(other).save(tmp_path / "d")
+    with pytest.raises(ValueError, match="different mel features"):
+        join_vocoders(tmp_path / "a", tmp_path / "d", tmp_path / "j4")

@@ -692,15 +692,26 @@ def join_vocoders(
 
     The two stages never share gradients (stage 2 trains on ground-truth mels), so on a machine
     with spare cores they can run as two processes (`--mel-steps 0` and `--flow-steps 0` on the
-    same corpus) and be joined here. Both must have the same config and the same mel statistics.
+    same corpus) and be joined here. Both must have the same mel features and statistics; the mel
+    vocoder keeps its own shape (e.g. `--mel-upsample`), the flow run gives the token encoder, the
+    flow and the streaming settings.
     """
+    import copy
+
     from aqaa.vocoder.model import Vocoder
 
     a, b = Vocoder.load(flow_dir), Vocoder.load(mel_dir)
-    if a.config.to_dict() != b.config.to_dict():
-        raise ValueError(f"{flow_dir} and {mel_dir} have different vocoder configs")
-    # a.audio_tokenizer (the flow's) is kept: the mel vocoder never sees tokens
+    if a.config.mel != b.config.mel:
+        raise ValueError(f"{flow_dir} and {mel_dir} compute different mel features")
     if not torch.allclose(a.mel_mean, b.mel_mean) or not torch.allclose(a.mel_std, b.mel_std):
         raise ValueError("the two vocoders were trained with different mel statistics")
-    a.mel_vocoder.load_state_dict(b.mel_vocoder.state_dict())
-    return a.save(out, fp16=True)
+    config = copy.deepcopy(a.config)
+    config.vocoder = copy.deepcopy(b.config.vocoder)
+    joined = Vocoder(config)
+    joined.encoder.load_state_dict(a.encoder.state_dict())
+    joined.flow.load_state_dict(a.flow.state_dict())
+    joined.mel_vocoder.load_state_dict(b.mel_vocoder.state_dict())
+    joined.mel_mean.copy_(a.mel_mean)
+    joined.mel_std.copy_(a.mel_std)
+    joined.audio_tokenizer = a.audio_tokenizer  # the flow's: the mel vocoder never sees tokens
+    return joined.save(out, fp16=True)
