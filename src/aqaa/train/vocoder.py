@@ -685,6 +685,25 @@ def restart_code_embeddings(model: Vocoder) -> None:
             emb.normal_(0.0, float(emb.std()))
 
 
+@torch.no_grad()
+def fold_mel_statistics(
+    embed: torch.nn.Conv1d,
+    trained: tuple[torch.Tensor, torch.Tensor],
+    given: tuple[torch.Tensor, torch.Tensor],
+) -> None:
+    """Make `embed` (the mel vocoder's first convolution over mel bins) read z-scores under the
+    `given` (mean, std) as it read them under the `trained` ones: z_trained = z_given · r + o with
+    r = std_given / std_trained and o = (mean_given − mean_trained) / std_trained, per bin, so the
+    weights scale by r and the bias takes W · o. Zero padding at the edges is the one difference."""
+    (m_t, s_t), (m_g, s_g) = trained, given
+    r = (s_g / s_t).to(embed.weight.dtype)
+    o = ((m_g - m_t) / s_t).to(embed.weight.dtype)
+    shift = (embed.weight * o[None, :, None]).sum(dim=(1, 2))
+    embed.weight.mul_(r[None, :, None])
+    if embed.bias is not None:
+        embed.bias.add_(shift)
+
+
 def join_vocoders(
     flow_dir: str | os.PathLike[str], mel_dir: str | os.PathLike[str], out: str | os.PathLike[str]
 ) -> Path:
@@ -692,9 +711,11 @@ def join_vocoders(
 
     The two stages never share gradients (stage 2 trains on ground-truth mels), so on a machine
     with spare cores they can run as two processes (`--mel-steps 0` and `--flow-steps 0` on the
-    same corpus) and be joined here. Both must have the same mel features and statistics; the mel
-    vocoder keeps its own shape (e.g. `--mel-upsample`), the flow run gives the token encoder, the
-    flow and the streaming settings.
+    same corpus) and be joined here. Both must compute the same mel features; the mel vocoder keeps
+    its own shape (e.g. `--mel-upsample`), the flow run gives the token encoder, the flow, the
+    streaming settings and the mel statistics. When the runs standardised the mel with different
+    statistics (another corpus), the mel vocoder's first convolution is re-expressed for the flow's
+    z-scores (`fold_mel_statistics`), which is exact away from the 3 edge frames of a decode.
     """
     import copy
 
@@ -704,7 +725,7 @@ def join_vocoders(
     if a.config.mel != b.config.mel:
         raise ValueError(f"{flow_dir} and {mel_dir} compute different mel features")
     if not torch.allclose(a.mel_mean, b.mel_mean) or not torch.allclose(a.mel_std, b.mel_std):
-        raise ValueError("the two vocoders were trained with different mel statistics")
+        fold_mel_statistics(b.mel_vocoder.embed, (b.mel_mean, b.mel_std), (a.mel_mean, a.mel_std))
     config = copy.deepcopy(a.config)
     config.vocoder = copy.deepcopy(b.config.vocoder)
     joined = Vocoder(config)
