@@ -122,7 +122,18 @@ aqaa train evaluate --checkpoint "$R/lm10/sft1/final" --data "$D/c3" --split val
 aqaa train tokenizer --data "$D/c3,$D/babble,$D/questions" --out "$R/tok5" --steps 12000 \
   --dim 256 --layers 6          # resumable: the same command continues after a stop
 aqaa eval tokenizer --tokenizer "$R/tok5" --sentences 10 --probe-cache "$R/probe10.pkl"
-# Planned next, once tok5 is measured better than tok4 (not run yet):
+# Beside tok5 (each at 1 thread): a mel vocoder with 10 ms head frames (no DNSMOS gain: TRAINING.md)
+# and a probe of the speaking mixture on tok4 codes.
+aqaa train vocoder --data "$D/c3" --out "$R/vocmel2" --flow-steps 0 --mel-steps 6000 --mel-upsample 2 \
+  --threads 1
+aqaa train vocoder-join --flow "$R/voc2/vocoder" --mel "$R/vocmel2/vocoder" --out "$R/voc2u"
+aqaa eval vocoder --data "$D/c3" --vocoder "$R/voc2u" --split valid -n 8
+aqaa train pretrain --data "$D/c3,$D/questions" --out "$R/lm11" --init "$R/lm10/pretrain/final" \
+  --max-steps 2000 --batch-size 32 --micro-batch 16 --lr 4e-4 --ctc-weight 0.5 --guide-weight 1.0 \
+  --mixture asr=0.5,continuation=0,tts=0.5,interleaved=1,text_qa=0.3,generated_qa=1.5 \
+  --ckpt-every 50 --threads 1
+# Planned next, once tok5 is measured better than tok4 (not run yet; move c3/tokens to
+# c3/tokens_tok4 first, as c3/tokens_tok2 was kept):
 #   aqaa data tokenize "$D/c3" --tokenizer "$R/tok5"   (likewise babble, questions)
 #   aqaa train vocoder --data "$D/c3" --out "$R/voc3" --init "$R/voc2/vocoder" --mel-steps 0
 #   aqaa train pretrain --data "$D/c3,$D/questions" --out "$R/lm11" --init "$R/lm10/pretrain/final" \
