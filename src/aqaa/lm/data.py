@@ -59,6 +59,11 @@ class Clip:
     style: str
     codes: np.ndarray
 
+    @property
+    def tagged(self) -> str:
+        """The clip's sentence with its style tag, as the text channel writes it."""
+        return tag_sentence(Sentence(self.text, self.style))
+
 
 @dataclass
 class TokenTurn:
@@ -196,7 +201,7 @@ class ExampleSource:
         if rng.random() < 0.5 or not turn.answer_clips:
             return turn.human_text, turn.human_codes
         c = rng.choice(turn.answer_clips)
-        return tag_sentence(Sentence(c.text, c.style)), c.codes
+        return c.tagged, c.codes
 
 
 def asr_example(
@@ -236,10 +241,7 @@ class PretrainSource(ExampleSource):
         # (the targets' timbre is unpredictable, so the loss goes to guessing it). Corpora with no
         # answer audio (babble) fall back to the human clips.
         self.spoken = [
-            (tag_sentence(Sentence(c.text, c.style)), c.codes)
-            for it in self.items
-            for t in it.turns
-            for c in t.answer_clips
+            (c.tagged, c.codes) for it in self.items for t in it.turns for c in t.answer_clips
         ]
 
     def draw(self, rng: random.Random) -> Example | None:

@@ -452,7 +452,6 @@ def evaluate(
 def _read_aloud(model: Any, vocab: Any, items: list[Any], n: int, vocoder: Path | None) -> Any:
     """`aqaa.lm.evaluate.read_aloud` over the first `n` held-out answer clips, heard by the
     vocoder (checked against the LM's tokenizer) and the Whisper judge."""
-    from aqaa.data.schema import Sentence, tag_sentence
     from aqaa.eval.judge import WhisperJudge
     from aqaa.lm.decode import LeanDecoder
     from aqaa.lm.evaluate import read_aloud
@@ -461,9 +460,7 @@ def _read_aloud(model: Any, vocab: Any, items: list[Any], n: int, vocoder: Path 
     from aqaa.vocoder.model import Vocoder
 
     voc = Vocoder.load(vocoder or VOCODER_DIR)
-    fp = audio_tokenizer_of(model)
-    if fp is not None:
-        voc.check_tokenizer(fp, "the LM's tokenizer")
+    voc.check_tokenizer(audio_tokenizer_of(model), "the LM's tokenizer")
     clips = [c for it in items for c in it.turns[0].answer_clips][:n]
     if not clips:
         raise ValueError("no answer clips in these shards to read aloud")
@@ -473,7 +470,7 @@ def _read_aloud(model: Any, vocab: Any, items: list[Any], n: int, vocoder: Path 
         audio, sr = voc.decode(codes)
         return judge.transcribe(audio, sr).text, len(audio) / sr
 
-    sentences = [(tag_sentence(Sentence(c.text, c.style)), c.codes) for c in clips]
+    sentences = [(c.tagged, c.codes) for c in clips]
     return read_aloud(LeanDecoder(model, max_len=2048), vocab, sentences, hear)
 
 

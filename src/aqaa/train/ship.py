@@ -95,9 +95,6 @@ def ship_vocoder(directory: str | Path, weights: Path = WEIGHTS) -> Path:
     return _swap(tmp, weights / "vocoder")
 
 
-PARTS = ("tokenizer", "lm", "vocoder")
-
-
 def assemble_model(
     out: str | Path,
     lm: str | Path | None = None,
@@ -113,19 +110,18 @@ def assemble_model(
         raise ValueError(f"{out} is the default model's directory: ship without --out instead")
     check_parts(lm, tokenizer, vocoder, weights=defaults)
     out.mkdir(parents=True, exist_ok=True)
-    given = {"tokenizer": tokenizer, "lm": lm, "vocoder": vocoder}
-    for part in PARTS:
-        source = given[part]
-        if part == "tokenizer" and source is not None:
-            ship_tokenizer(source, out)
-        elif part == "lm" and source is not None:
-            ship_lm(source, out, note=note)
-        elif part == "vocoder" and source is not None:
-            ship_vocoder(source, out)
-        else:
-            tmp = out / f".{part}.tmp"
-            if tmp.exists():
-                shutil.rmtree(tmp)
-            shutil.copytree(defaults / part, tmp)
-            _swap(tmp, out / part)
+    convert = {
+        "tokenizer": (tokenizer, ship_tokenizer),
+        "lm": (lm, lambda src, w: ship_lm(src, w, note=note)),
+        "vocoder": (vocoder, ship_vocoder),
+    }
+    for part, (source, ship_part) in convert.items():
+        if source is not None:
+            ship_part(source, out)
+            continue
+        tmp = out / f".{part}.tmp"
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        shutil.copytree(defaults / part, tmp)
+        _swap(tmp, out / part)
     return out
