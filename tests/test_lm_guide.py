@@ -17,13 +17,14 @@ from aqaa.lm.data import (
     load_items,
     write_synthetic_corpus,
 )
-from aqaa.lm.format import KIND_TEXT, FormatConfig
+from aqaa.lm.format import KIND_AUDIO, KIND_TEXT, FormatConfig
 from aqaa.lm.guide import (
     default_layers,
     guide_loss,
     head_alignment,
     record_attention,
     token_fractions,
+    uniform_fractions,
 )
 from aqaa.lm.model import build_model
 from aqaa.lm.vocab import train_vocab
@@ -76,26 +77,30 @@ def test_record_attention_rejects_bad_layers_and_heads() -> None:
 
 def test_guide_loss_matches_hand_computation() -> None:
     torch.manual_seed(0)
-    w = torch.rand(2, 3, 10, 10).softmax(-1)  # (B, H, L, L), one layer
-    spans = [(2, 6), None]
-    total, n = guide_loss([w], spans, [[6, 7], [8]], [[0.1, 0.9], [0.5]], width=0.2)
-    pos = [(t + 0.5) / 4 for t in range(4)]
-    expect = 0.0
-    for q, f in ((6, 0.1), (7, 0.9)):
-        for h in range(3):
-            on = sum(float(w[0, h, q, 2 + t]) * math.exp(-((p - f) ** 2) / 0.08)
-                     for t, p in enumerate(pos))  # fmt: skip
-            expect += (1 - on) / 3
-    assert n == 2
-    assert float(total) == pytest.approx(expect, rel=1e-5)
+    w = torch.rand(3, 3, 10, 10).softmax(-1)  # (B, H, L, L), one layer
+    keys = [[2, 3, 4, 5], [], [1, 3]]  # example 1 has no guide
+    centres = [uniform_fractions(4), [], [0.2, 0.7]]
+    per, n = guide_loss([w], keys, centres, [[6, 7], [8], [9]], [[0.1, 0.9], [0.5], [0.6]], 0.2)
+    assert uniform_fractions(4) == [0.125, 0.375, 0.625, 0.875]
+
+    def hand(b: int, q: int, f: float) -> float:
+        on = [sum(float(w[b, h, q, k]) * math.exp(-((c - f) ** 2) / 0.08)
+                  for k, c in zip(keys[b], centres[b], strict=True)) for h in range(3)]  # fmt: skip
+        return sum(1 - o for o in on) / 3
+
+    assert n == [2, 0, 1] and per.shape == (3,)
+    assert float(per[0]) == pytest.approx(hand(0, 6, 0.1) + hand(0, 7, 0.9), rel=1e-5)
+    assert float(per[1]) == 0.0
+    assert float(per[2]) == pytest.approx(hand(2, 9, 0.6), rel=1e-5)
     # attention exactly on the spoken spot costs less than attention on the prompt
     on_spot = torch.zeros(1, 1, 10, 10)
     on_spot[0, 0, 6, 2] = 1.0
     elsewhere = torch.zeros(1, 1, 10, 10)
     elsewhere[0, 0, 6, 0] = 1.0
-    good, _ = guide_loss([on_spot], [(2, 6)], [[6]], [[0.1]], width=0.1)
-    bad, _ = guide_loss([elsewhere], [(2, 6)], [[6]], [[0.1]], width=0.1)
-    assert float(good) < 0.1 and float(bad) == 1.0
+    args = ([[2, 3, 4, 5]], [uniform_fractions(4)], [[6]], [[0.1]], 0.1)
+    good, _ = guide_loss([on_spot], *args)
+    bad, _ = guide_loss([elsewhere], *args)
+    assert float(good[0]) < 0.1 and float(bad[0]) == 1.0
 
 
 @pytest.fixture(scope="module")
@@ -113,6 +118,49 @@ def test_asr_examples_carry_guide_queries(corpus: Path) -> None:
     assert ex.guide_queries[0] > ex.ctc_span[1]
     assert ex.guide_fractions == sorted(ex.guide_fractions)
     assert 0 < ex.guide_fractions[0] < 0.5 and ex.guide_fractions[-1] == 1.0
+    # the keys are the question's audio, evenly spaced
+    a, e = ex.ctc_span
+    assert ex.guide_keys == list(range(a, e)) and not ex.guide_speaks
+    assert ex.guide_key_fractions == uniform_fractions(e - a)
+
+
+@pytest.mark.parametrize("task", ["tts", "interleaved"])
+def test_speaking_examples_guide_audio_queries_to_the_text_said(corpus: Path, task: str) -> None:
+    from aqaa.lm.vocab import TEXT_END_ID
+
+    items = load_items(corpus, "train")
+    texts = [t.human_text for it in items for t in it.turns]
+    texts += [c.tagged for it in items for t in it.turns for c in t.answer_clips]
+    vocab = train_vocab(texts * 2, 300)
+    only = Mixture(**dict.fromkeys(ASR_ONLY.__dataclass_fields__, 0.0) | {task: 1.0})
+    src = PretrainSource(items, vocab, FormatConfig(), 4096, only)
+    tagged = 0
+    for i in range(12):
+        ex = src.example(seed=5, index=i)
+        assert ex.guide_speaks and ex.ctc_span is None
+        # every query predicts one of the clip's audio tokens, in order, at rising fractions
+        assert [ex.ids[q + 1] for q in ex.guide_queries] == [
+            t
+            for t, k in zip(ex.ids, ex.kinds, strict=True)
+            if k == KIND_AUDIO and vocab.is_audio(t)
+        ]
+        assert ex.guide_fractions == uniform_fractions(len(ex.guide_queries))
+        # the keys are text tokens before the audio they guide, at rising character centres
+        keys = ex.guide_keys
+        assert keys and all(not vocab.is_audio(ex.ids[k]) for k in keys)
+        assert ex.guide_key_fractions == sorted(ex.guide_key_fractions)
+        assert 0 < ex.guide_key_fractions[0] < 0.5 < ex.guide_key_fractions[-1] < 1
+        said = vocab.decode([ex.ids[k] for k in keys]).strip()
+        if task == "interleaved":  # the response's own text, without <text_end>
+            assert all(ex.kinds[k] == KIND_TEXT and ex.ids[k] != TEXT_END_ID for k in keys)
+        else:  # the prompt's text, before any audio
+            assert keys[-1] < ex.guide_queries[0]
+        # the style tag is not said: the keys are the sentence's words
+        sentence = [c for it in items for t in it.turns for c in t.answer_clips
+                    if said and said in c.tagged]  # fmt: skip
+        assert sentence and not said.startswith("(")
+        tagged += any(c.tagged.startswith("(") for c in sentence)
+    assert tagged  # the synthetic corpus has styled clips, so the tag was really dropped
 
 
 def test_pretraining_with_guided_attention_logs_it_and_lowers_it(
@@ -131,6 +179,24 @@ def test_pretraining_with_guided_attention_logs_it_and_lowers_it(
     assert any("guide_loss" in r for r in rows if r["kind"] == "eval")
 
 
+def test_pretraining_with_the_speaking_guide_logs_both_guides_and_lowers_it(
+    corpus: Path, tmp_path: Path
+) -> None:
+    loop = LoopConfig(max_steps=12, batch_size=4, micro_batch=2, lr=1e-2, warmup_steps=1,
+                      log_every=1, eval_every=12, ckpt_every=12, threads=1, seed=1, bf16=False)  # fmt: skip
+    mix = Mixture(asr=1.0, continuation=0.0, tts=1.0, interleaved=1.0, text_qa=0.0,
+                  generated_qa=0.0)  # fmt: skip
+    cfg = PretrainConfig(data=str(corpus), out=str(tmp_path), preset="tiny", text_vocab_size=300,
+                         max_len=1024, eval_examples=4, guide_weight=1.0, speech_guide_weight=5.0,
+                         mixture=mix, loop=loop)  # fmt: skip
+    run_pretrain(cfg, progress=False)
+    rows = [r for r in read_log(stage_dir(tmp_path, "pretrain")) if r["kind"] == "train"]
+    speak = [r["speak_loss"] for r in rows if "speak_loss" in r]
+    assert len(speak) >= 10 and all(0 < g <= 1 for g in speak)
+    assert any("guide_loss" in r for r in rows)  # the ASR guide is logged on its own
+    assert sum(speak[-3:]) < sum(speak[:3])
+
+
 def test_head_alignment_is_a_mass_per_layer_and_head(corpus: Path) -> None:
     items = load_items(corpus, "train")
     vocab = train_vocab([t.human_text for it in items for t in it.turns] * 2, 300)
@@ -142,5 +208,5 @@ def test_head_alignment_is_a_mass_per_layer_and_head(corpus: Path) -> None:
     # one example alone gives its own score; the mean over three lies within the per-example range
     each = torch.stack([head_alignment(model, [ex]) for ex in exs])
     assert bool((al >= each.min(0).values - 1e-6).all() and (al <= each.max(0).values + 1e-6).all())
-    with pytest.raises(ValueError, match="no ASR example"):
+    with pytest.raises(ValueError, match="no example with a guide"):
         head_alignment(model, [])

@@ -141,6 +141,12 @@ def tag_sentence(s: Sentence) -> str:
     return s.text if s.style == "neutral" else f"({s.style}) {s.text}"
 
 
+def tag_length(text: str) -> int:
+    """Characters of `text`'s leading style tag (``"(happy) Hi." → 8``), 0 when it has none."""
+    m = _TAG.match(text)
+    return m.end() if m and m.group(1) in STYLES else 0
+
+
 def parse_tagged(text: str) -> list[Sentence]:
     """Inverse of `Turn.answer_text` for text whose sentences end in . ! or ?"""
     parts = re.findall(r"[^.!?]+[.!?]+", text) or [text]

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from aqaa.data.schema import CATEGORIES, Sentence, parse_tagged, tag_sentence
+from aqaa.data.schema import CATEGORIES, Sentence, parse_tagged, tag_length, tag_sentence
 from aqaa.data.shards import corpora
 from aqaa.data.styles import STYLES
 from aqaa.data.tasks import generate
@@ -43,9 +43,9 @@ from aqaa.lm.format import (
     build_prompt,
     response,
 )
-from aqaa.lm.guide import token_fractions
+from aqaa.lm.guide import token_fractions, uniform_fractions
 from aqaa.lm.spelling import spell_targets
-from aqaa.lm.vocab import EOT_ID, Vocab
+from aqaa.lm.vocab import EOT_ID, TEXT_END_ID, Vocab
 
 SPLITS = ("train", "valid", "test")
 PRETRAIN_TASKS = ("continuation", "asr", "tts", "interleaved", "text_qa", "generated_qa")
@@ -215,8 +215,37 @@ def asr_example(
     if ex.ctc_span:
         ex.ctc_targets = spell_targets(text)
         said = response_text_positions(ex)
+        a, e = ex.ctc_span
+        ex.guide_keys, ex.guide_key_fractions = list(range(a, e)), uniform_fractions(e - a)
         ex.guide_queries = [i - 1 for i in said]
         ex.guide_fractions = token_fractions([vocab.decode([ex.ids[i]]) for i in said])
+    return ex
+
+
+def speech_guide(vocab: Vocab, ex: Example, text: str) -> Example:
+    """Set `ex`'s speaking guide (`aqaa.lm.guide`): the queries that predict its clip's audio
+    tokens read the text being said. The keys are the sentence's text tokens (the response's
+    when it writes them, interleaved; else the prompt's, TTS) without the style tag, which is not
+    said, at their character centres; audio token ``j`` of ``n`` sits at ``(j + 0.5) / n``."""
+    pairs = list(zip(ex.ids, ex.kinds, strict=True))
+    spoken = [p for p, (t, k) in enumerate(pairs) if k == KIND_AUDIO and vocab.is_audio(t)]
+    written = [p for p, (t, k) in enumerate(pairs)
+               if k == KIND_TEXT and t not in (TEXT_END_ID, EOT_ID)]  # fmt: skip
+    if not written:  # the text is the prompt's: its last occurrence before the response
+        enc = vocab.encode(text)
+        end = spoken[0] if spoken else len(ex.ids)
+        starts = [s for s in range(end - len(enc), -1, -1) if ex.ids[s : s + len(enc)] == enc]
+        written = list(range(starts[0], starts[0] + len(enc))) if starts and enc else []
+    pieces = [vocab.decode([ex.ids[p]]) for p in written]
+    starts_at = np.cumsum([0, *map(len, pieces)])[:-1]
+    said = [i for i, c in enumerate(starts_at) if c >= tag_length(text)]
+    if not spoken or not said:
+        return ex
+    ex.guide_keys = [written[i] for i in said]
+    ex.guide_key_fractions = token_fractions([pieces[i] for i in said])
+    ex.guide_queries = [p - 1 for p in spoken]
+    ex.guide_fractions = uniform_fractions(len(spoken))
+    ex.guide_speaks = True
     return ex
 
 
@@ -262,7 +291,9 @@ class PretrainSource(ExampleSource):
             turn = ChatTurn(human_text=text, answer_text=text, answer_clips=[codes])
             mode: Mode = "audio" if task == "tts" else "speech"
             system = f.system_tts if task == "tts" else f.system_interleaved
-            return build_example(v, [turn], mode, f, system=system, task=task)
+            return speech_guide(
+                v, build_example(v, [turn], mode, f, system=system, task=task), text
+            )
         if task == "text_qa":
             item = rng.choice(self.typed_items)
             pairs = [(t.human_text, t.answer_text) for t in item.turns]

@@ -110,10 +110,15 @@ class Example:
     #: tokens and the transcript's character targets; unset for tasks without it.
     ctc_span: tuple[int, int] | None = None
     ctc_targets: list[int] = field(default_factory=list)
-    #: Guided attention (`aqaa.lm.guide`): positions of the queries that predict the transcript's
-    #: tokens, and where in the audio span (0–1) each predicted token is spoken.
+    #: Guided attention (`aqaa.lm.guide`): the keys the guided heads should read (positions, and
+    #: their centres in 0–1), the queries, and where among the keys (0–1) each query's next token
+    #: sits. ASR: transcript queries read the question's audio; `guide_speaks`: the queries that
+    #: predict a clip's audio tokens read the text it says (TTS, interleaved).
+    guide_keys: list[int] = field(default_factory=list)
+    guide_key_fractions: list[float] = field(default_factory=list)
     guide_queries: list[int] = field(default_factory=list)
     guide_fractions: list[float] = field(default_factory=list)
+    guide_speaks: bool = False
 
     def __post_init__(self) -> None:
         if len(self.ids) != len(self.kinds):

@@ -18,8 +18,17 @@ the others stay free. The model's output is unchanged: the attention still runs 
 the guided heads' weights are recomputed beside it (one head per layer: cheap), so inference and
 checkpoints are untouched.
 
-Used by `aqaa train pretrain --guide-weight W` on ASR examples (`Example.guide_*`, set by
-`aqaa.lm.data`).
+The same prior, mirrored, teaches the LM to *speak* (`--speech-guide-weight`): in a TTS or
+interleaved example the query that predicts the clip's audio token ``j`` of ``n`` should look at the
+text being said, the sentence's text token whose character centre is nearest ``(j + 0.5) / n``.
+Measured need (TRAINING.md, session 10): after 200 pretraining steps of assistant-voice TTS the LM
+copies the text but its speech does not follow it (read-aloud WER 126%, true codes 43%); finding
+*where in the text* the voice is, is the alignment problem guided attention was made for.
+
+An example names its guide as keys (positions) with their centres in ``[0, 1]``, and queries with
+the fraction each query's next token sits at; `Example.guide_speaks` tells the two apart so that
+each has its own weight. Used by `aqaa train pretrain --guide-weight W --speech-guide-weight V`
+(`Example.guide_*`, set by `aqaa.lm.data`).
 """
 
 from __future__ import annotations
@@ -118,65 +127,76 @@ def record_attention(lm: nn.Module, layers: Sequence[int], heads: int) -> Iterat
         lm.config._attn_implementation = before
 
 
+def uniform_fractions(n: int) -> list[float]:
+    """Centres of `n` evenly spaced keys in ``[0, 1]`` (audio tokens: the corpus speaks at an even
+    rate). ``uniform_fractions(4) → [0.125, 0.375, 0.625, 0.875]``."""
+    return [(t + 0.5) / n for t in range(n)]
+
+
 def _on_target(
-    att: torch.Tensor, span: tuple[int, int], fractions: Sequence[float], width: float
-) -> torch.Tensor:
-    """Attention mass on the spoken spot: ``Σ_t A(q, t) G(q, t)`` over the audio keys of `span`,
-    for attention rows `att` (..., Q, L) of the queries whose next tokens sit at `fractions`."""
-    a, e = span
-    pos = (torch.arange(a, e, dtype=torch.float32) - a + 0.5) / (e - a)  # key centres in [0, 1]
+    att: torch.Tensor, keys: Sequence[int], centres: Sequence[float], fractions: Sequence[float],
+    width: float,
+) -> torch.Tensor:  # fmt: skip
+    """Attention mass on the spot being said: ``Σ_t A(q, t) G(q, t)`` over the `keys` (positions,
+    at `centres` in [0, 1]), for attention rows `att` (..., Q, L) of the queries whose next tokens
+    sit at `fractions`."""
+    pos = torch.tensor(list(centres), dtype=torch.float32)
     f = torch.tensor(list(fractions), dtype=torch.float32)[:, None]
-    gauss = torch.exp(-((pos[None] - f) ** 2) / (2 * width**2))  # (Q, T)
-    return (att[..., a:e] * gauss).sum(-1)
+    gauss = torch.exp(-((pos[None] - f) ** 2) / (2 * width**2))  # (Q, K)
+    return (att[..., list(keys)] * gauss).sum(-1)
 
 
 def guide_loss(
     weights: Sequence[torch.Tensor],
-    spans: Sequence[tuple[int, int] | None],
+    keys: Sequence[Sequence[int]],
+    centres: Sequence[Sequence[float]],
     queries: Sequence[Sequence[int]],
     fractions: Sequence[Sequence[float]],
     width: float,
-) -> tuple[torch.Tensor, int]:
-    """Summed guided-attention loss over the batch's guided queries (each averaged over the
-    recorded layers and heads), and the number of queries.
+) -> tuple[torch.Tensor, list[int]]:
+    """Guided-attention loss per example (summed over its queries, each averaged over the recorded
+    layers and heads), shape (B,), and the number of queries per example.
 
     `weights` are (B, H, L, L) attention weights per recorded layer; example ``b`` contributes
-    when ``spans[b]`` = ``(a, e)`` (its audio keys) and ``queries[b]`` / ``fractions[b]`` name the
-    query positions and where in the audio their next token is spoken."""
+    when it has ``keys[b]`` (positions, at ``centres[b]``) and ``queries[b]`` / ``fractions[b]``
+    (query positions, and where their next tokens sit)."""
     if not weights:
         raise ValueError("no attention weights were recorded")
     w = torch.stack(list(weights), 1)  # (B, layers, H, L, L)
-    total = w.new_zeros(())
-    n = 0
-    for b, (span, qs, fs) in enumerate(zip(spans, queries, fractions, strict=True)):
-        if span is None or not qs:
+    per = []
+    counts = []
+    for b, (ks, cs, qs, fs) in enumerate(zip(keys, centres, queries, fractions, strict=True)):
+        if not ks or not qs:
+            per.append(w.new_zeros(()))
+            counts.append(0)
             continue
-        on_target = _on_target(w[b][:, :, list(qs)], span, fs, width).mean((0, 1))  # (Q,)
-        total = total + (1 - on_target).sum()
-        n += len(qs)
-    return total, n
+        on_target = _on_target(w[b][:, :, list(qs)], ks, cs, fs, width).mean((0, 1))  # (Q,)
+        per.append((1 - on_target).sum())
+        counts.append(len(qs))
+    return torch.stack(per), counts
 
 
 @torch.no_grad()
 def head_alignment(lm: nn.Module, examples: Iterable[Example], width: float = 0.15) -> torch.Tensor:
-    """How much each head of each layer already looks where the next word is spoken: the mean
-    on-target attention mass (1 − the guide loss) over the transcript queries of ASR examples,
-    teacher-forced, as a (layers, heads) tensor. A head that ignores the audio scores ~0; one
-    that follows the speech, near 1."""
+    """How much each head of each layer already looks where its guide points: the mean on-target
+    attention mass (1 − the guide loss) over the guided queries of `examples` (ASR: transcript →
+    audio; TTS or interleaved: audio → text), teacher-forced, as a (layers, heads) tensor. A head
+    that ignores the other channel scores ~0; one that follows it, near 1."""
     cfg = lm.config
     n_layers, n_heads = cfg.num_hidden_layers, cfg.num_attention_heads
     total, n = torch.zeros(n_layers, n_heads), 0
     for ex in examples:
-        if ex.ctc_span is None or not ex.guide_queries:
+        if not ex.guide_keys or not ex.guide_queries:
             continue
         with record_attention(lm, range(n_layers), n_heads) as rec:
             lm.model(input_ids=torch.tensor([ex.ids]))
         w = torch.stack([rec.weights[i][0] for i in range(n_layers)])  # (layers, H, L, L)
         att = w[:, :, ex.guide_queries]
-        total += _on_target(att, ex.ctc_span, ex.guide_fractions, width).sum(-1)
+        total += _on_target(att, ex.guide_keys, ex.guide_key_fractions, ex.guide_fractions,
+                            width).sum(-1)  # fmt: skip
         n += len(ex.guide_queries)
     if not n:
-        raise ValueError("no ASR example with a transcript to align")
+        raise ValueError("no example with a guide to align")
     return total / n
 
 

@@ -168,6 +168,13 @@ def pretrain(
     ctc_weight: CtcWeight = 0.0,
     guide_weight: GuideWeight = 0.0,
     guide_heads: Annotated[int, typer.Option(help="Heads guided per layer (the first ones).")] = 1,
+    speech_guide_weight: Annotated[
+        float,
+        typer.Option(
+            help="Guided attention on TTS and interleaved examples: the audio queries of the "
+            "guided heads read the text being said (0: off); see aqaa.lm.guide."
+        ),
+    ] = 0.0,
     progress: Progress = True,
 ) -> None:
     """Pretrain on the task mixture (audio continuation, ASR, TTS, interleaved, text QA).
@@ -184,6 +191,7 @@ def pretrain(
             text_vocab_size=text_vocab, max_len=max_len, audio_init=audio_init,
             audio_tokenizer=str(audio_tokenizer) if audio_tokenizer else None,
             ctc_weight=ctc_weight, guide_weight=guide_weight, guide_heads=guide_heads,
+            speech_guide_weight=speech_guide_weight,
         )  # fmt: skip
         cfg.loop.seed = seed
         cfg.loop.bf16 = bf16

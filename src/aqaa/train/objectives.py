@@ -48,16 +48,22 @@ class Auxiliary:
     spans: Sequence[tuple[int, int] | None] = ()
     spell_targets: Sequence[list[int]] = ()
     #: guided attention (on when `guide_queries` is set): layers (empty: the upper half of the
-    #: stack) and heads to guide, queries and their spoken fractions, width
+    #: stack) and heads to guide, keys and their centres, queries and their fractions, the weight
+    #: of each example's guide, width
     guide_layers: Sequence[int] = ()
     guide_heads: int = 1
+    guide_keys: Sequence[list[int]] = ()
+    guide_key_fractions: Sequence[list[float]] = ()
     guide_queries: Sequence[list[int]] = ()
     guide_fractions: Sequence[list[float]] = ()
+    guide_weights: Sequence[float] = ()
     guide_width: float = 0.15
     ctc: torch.Tensor | None = None
     ctc_n: int = 0
+    #: the weighted guide loss, and per example its unweighted sum and query count (for the logs)
     guide: torch.Tensor | None = None
-    guide_n: int = 0
+    guide_sums: Sequence[float] = ()
+    guide_counts: Sequence[int] = ()
 
 
 class TargetLogprobs(nn.Module):
@@ -90,13 +96,16 @@ class TargetLogprobs(nn.Module):
                 hidden, self.lm.lm_head.weight, aux.spell_columns, aux.spans, aux.spell_targets
             )
         if rec is not None:
-            aux.guide, aux.guide_n = guide_loss(
+            per, counts = guide_loss(
                 [rec.weights[i] for i in sorted(rec.weights)],
-                aux.spans,
+                aux.guide_keys,
+                aux.guide_key_fractions,
                 aux.guide_queries,
                 aux.guide_fractions,
                 aux.guide_width,
             )
+            aux.guide = (per * torch.tensor(list(aux.guide_weights), dtype=per.dtype)).sum()
+            aux.guide_sums, aux.guide_counts = per.detach().tolist(), counts
         return logp
 
 
@@ -130,11 +139,14 @@ class LMTask:
         guide_layers: Sequence[int] = (),
         guide_heads: int = 1,
         guide_width: float = 0.15,
+        speech_guide_weight: float = 0.0,
     ) -> None:
         self.source = source
-        #: weight of guided attention (`aqaa.lm.guide`) on examples with `guide_queries`;
+        #: weight of guided attention (`aqaa.lm.guide`) on examples with `guide_queries`: ASR
+        #: (`guide_weight`) and speaking (`speech_guide_weight`, `Example.guide_speaks`);
         #: no `guide_layers` means the upper half of the stack
         self.guide_weight = guide_weight
+        self.speech_guide_weight = speech_guide_weight
         self.guide_layers = guide_layers
         self.guide_heads = guide_heads
         self.guide_width = guide_width
@@ -166,14 +178,22 @@ class LMTask:
         tk = kinds[:, 1:]
         select = tk != KIND_CONTEXT
         spans = [x.ctc_span for x in items]
+        # each example's guide weight: ASR (its transcript reads the audio) or speaking (its audio
+        # reads the text); an example without a guide, or with its kind off, has no queries
+        on = [(self.speech_guide_weight if x.guide_speaks else self.guide_weight)
+              * bool(x.guide_queries) for x in items]  # fmt: skip
         aux = None
-        if (self._columns is not None or self.guide_weight) and any(spans):
-            aux = Auxiliary(spell_columns=self._columns, spans=spans)
+        if (self._columns is not None and any(spans)) or any(on):
+            aux = Auxiliary(spell_columns=self._columns if any(spans) else None, spans=spans)
             aux.spell_targets = [x.ctc_targets for x in items]
-            if self.guide_weight:
+            if any(on):
                 aux.guide_layers = self.guide_layers
                 aux.guide_heads, aux.guide_width = self.guide_heads, self.guide_width
-                aux.guide_queries = [x.guide_queries for x in items]
+                aux.guide_weights = on
+                queries = [x.guide_queries for x in items]
+                aux.guide_keys = [x.guide_keys for x in items]
+                aux.guide_key_fractions = [x.guide_key_fractions for x in items]
+                aux.guide_queries = [q if w else [] for w, q in zip(on, queries, strict=True)]
                 aux.guide_fractions = [x.guide_fractions for x in items]
         logp = module(ids, select, aux)
         k = tk[select]
@@ -187,12 +207,21 @@ class LMTask:
             "audio_nll": float(nll[is_a].sum()),
             "audio_n": float(is_a.sum()),
         }
+        # every configured channel has its keys in every micro-batch: processes sum the same keys
+        for ch, w in (("ctc", self.ctc_weight), ("guide", self.guide_weight),
+                      ("speak", self.speech_guide_weight)):  # fmt: skip
+            if w:
+                stats[f"{ch}_nll"] = stats[f"{ch}_n"] = 0.0
         if aux is not None and aux.ctc is not None:
             loss = loss + self.ctc_weight * aux.ctc / denom
             stats["ctc_nll"], stats["ctc_n"] = float(aux.ctc.detach()), float(aux.ctc_n)
         if aux is not None and aux.guide is not None:
-            loss = loss + self.guide_weight * aux.guide / denom
-            stats["guide_nll"], stats["guide_n"] = float(aux.guide.detach()), float(aux.guide_n)
+            loss = loss + aux.guide / denom
+            for x, g, n in zip(items, aux.guide_sums, aux.guide_counts, strict=True):
+                ch = "speak" if x.guide_speaks else "guide"  # logged as speak_loss, guide_loss
+                if n:
+                    stats[f"{ch}_nll"] += g
+                    stats[f"{ch}_n"] += n
         return loss, stats
 
     def eval_items(self) -> list[Example]:
@@ -205,7 +234,7 @@ class LMTask:
         n = sums.get("text_n", 0.0) + sums.get("audio_n", 0.0)
         if n:
             out["loss"] = (sums["text_nll"] + sums["audio_nll"]) / n
-        for ch in ("text", "audio", "ctc", "guide"):
+        for ch in ("text", "audio", "ctc", "guide", "speak"):
             if sums.get(f"{ch}_n"):
                 out[f"{ch}_loss"] = sums[f"{ch}_nll"] / sums[f"{ch}_n"]
         return out

@@ -59,6 +59,9 @@ class PretrainConfig:
     guide_heads: int = 1
     #: Width of the Gaussian around the expected audio position, as a fraction of the clip.
     guide_width: float = 0.15
+    #: Weight of the speaking guide on TTS and interleaved examples: the audio queries read the
+    #: text being said (`aqaa.lm.guide`, same heads and width); 0 turns it off.
+    speech_guide_weight: float = 0.0
     eval_examples: int = 64
     mixture: Mixture = field(default_factory=Mixture)
     format: FormatConfig = field(default_factory=FormatConfig)
@@ -128,6 +131,7 @@ def run_pretrain(
         guide_layers=cfg.guide_layers,
         guide_heads=cfg.guide_heads,
         guide_width=cfg.guide_width,
+        speech_guide_weight=cfg.speech_guide_weight,
     )
     return train(
         stage_dir=sdir,
