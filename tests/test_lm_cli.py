@@ -85,12 +85,15 @@ def test_sft_replays_asr_with_its_auxiliary_losses(corpus: Path, tmp_path: Path)
     assert r.exit_code == 0, r.output
     fast = [a if a != "2" else "4" for a in FAST]  # 4 steps of 4: ASR draws all but surely occur
     r = invoke("train", "sft", "--stage", "1", "--data", corpus, "--out", run, "--asr-replay",
-               "0.5", "--ctc-weight", "1", "--guide-weight", "1", *fast)  # fmt: skip
+               "0.5", "--ctc-weight", "1", "--guide-weight", "1", "--speech-guide-weight", "2",
+               *fast)  # fmt: skip
     assert r.exit_code == 0, r.output
     cfg = load_config(SFTConfig, run / "sft1")
     assert (cfg.asr_replay, cfg.ctc_weight, cfg.guide_weight) == (0.5, 1.0, 1.0)
+    assert cfg.speech_guide_weight == 2.0
     rows = [x for x in read_log(run / "sft1") if x["kind"] == "train"]
     assert any("guide_loss" in x and "ctc_loss" in x for x in rows)
+    assert any(0 < x.get("speak_loss", 0) <= 1 for x in rows)  # the spoken answers' guide
 
 
 def test_sft_source_asr_replay_draws_asr_examples(corpus: Path) -> None:

@@ -179,6 +179,36 @@ def test_pretraining_with_guided_attention_logs_it_and_lowers_it(
     assert any("guide_loss" in r for r in rows if r["kind"] == "eval")
 
 
+def test_sft_answers_guide_each_clip_to_its_own_sentence(corpus: Path) -> None:
+    from aqaa.lm.data import SFTSource
+    from aqaa.lm.vocab import AUDIO_START_ID
+
+    items = load_items(corpus, "train")
+    texts = [t.answer_text for it in items for t in it.turns] + ["(happy) (sad)"]
+    vocab = train_vocab(texts * 2, 300)
+    src = SFTSource(items, vocab, FormatConfig(), 4096, text_answer_fraction=0.0,
+                    multi_style_boost=50.0)  # fmt: skip
+    multi = 0
+    for i in range(20):
+        ex = src.example(seed=2, index=i)
+        assert ex.task == "sft_speech" and ex.guide_speaks
+        starts = [p for p, (t, k) in enumerate(zip(ex.ids, ex.kinds, strict=True))
+                  if k == KIND_AUDIO and t == AUDIO_START_ID]  # fmt: skip
+        assert ex.guide_fractions == uniform_fractions(len(ex.guide_queries))
+        assert ex.guide_key_fractions == sorted(ex.guide_key_fractions)
+        if len(starts) < 2:
+            continue
+        multi += 1
+        # the keys of the text said in the second clip sit in the second clip's share of the audio
+        second = starts[1]
+        share = sum(q + 1 < second for q in ex.guide_queries) / len(ex.guide_queries)
+        first_keys = [f for f in ex.guide_key_fractions if f < share]
+        assert 0 < len(first_keys) < len(ex.guide_keys)
+        said = vocab.decode([ex.ids[k] for k in ex.guide_keys])
+        assert "(" not in said  # no style tag is said
+    assert multi
+
+
 def test_pretraining_with_the_speaking_guide_logs_both_guides_and_lowers_it(
     corpus: Path, tmp_path: Path
 ) -> None:

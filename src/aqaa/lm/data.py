@@ -45,7 +45,7 @@ from aqaa.lm.format import (
 )
 from aqaa.lm.guide import token_fractions, uniform_fractions
 from aqaa.lm.spelling import spell_targets
-from aqaa.lm.vocab import EOT_ID, TEXT_END_ID, Vocab
+from aqaa.lm.vocab import AUDIO_START_ID, EOT_ID, TEXT_END_ID, Vocab
 
 SPLITS = ("train", "valid", "test")
 PRETRAIN_TASKS = ("continuation", "asr", "tts", "interleaved", "text_qa", "generated_qa")
@@ -222,29 +222,56 @@ def asr_example(
     return ex
 
 
-def speech_guide(vocab: Vocab, ex: Example, text: str) -> Example:
-    """Set `ex`'s speaking guide (`aqaa.lm.guide`): the queries that predict its clip's audio
-    tokens read the text being said. The keys are the sentence's text tokens (the response's
-    when it writes them, interleaved; else the prompt's, TTS) without the style tag, which is not
-    said, at their character centres; audio token ``j`` of ``n`` sits at ``(j + 0.5) / n``."""
-    pairs = list(zip(ex.ids, ex.kinds, strict=True))
-    spoken = [p for p, (t, k) in enumerate(pairs) if k == KIND_AUDIO and vocab.is_audio(t)]
-    written = [p for p, (t, k) in enumerate(pairs)
-               if k == KIND_TEXT and t not in (TEXT_END_ID, EOT_ID)]  # fmt: skip
-    if not written:  # the text is the prompt's: its last occurrence before the response
+def speech_guide(vocab: Vocab, ex: Example, sentences: Sequence[str]) -> Example:
+    """Set `ex`'s speaking guide (`aqaa.lm.guide`): the queries that predict its response's audio
+    tokens read the text being said. Clip ``i`` says ``sentences[i]`` (tagged, as written).
+
+    The keys are the sentences' text tokens (the response's when it writes them, interleaved or
+    SFT; else the prompt's, TTS) without the style tags, which are not said. Positions are
+    fractions of the whole answer's audio: clip ``i`` spans its share of the audio tokens, audio
+    token ``j`` of ``n`` sits at ``(j + 0.5) / n``, and a sentence's text tokens sit at their
+    character centres within their clip's share. Unchanged when the clips and sentences do not
+    pair up."""
+    clips: list[list[int]] = []
+    written: list[int] = []
+    for p, (t, k) in enumerate(zip(ex.ids, ex.kinds, strict=True)):
+        if k == KIND_AUDIO and t == AUDIO_START_ID:
+            clips.append([])
+        elif k == KIND_AUDIO and vocab.is_audio(t) and clips:
+            clips[-1].append(p)
+        elif k == KIND_TEXT and t not in (TEXT_END_ID, EOT_ID):
+            written.append(p)
+    text = " ".join(sentences)
+    if not written and clips:  # the text is the prompt's: its last occurrence before the audio
         enc = vocab.encode(text)
-        end = spoken[0] if spoken else len(ex.ids)
-        starts = [s for s in range(end - len(enc), -1, -1) if ex.ids[s : s + len(enc)] == enc]
-        written = list(range(starts[0], starts[0] + len(enc))) if starts and enc else []
+        first = clips[0][0] if clips[0] else len(ex.ids)
+        at = [s for s in range(first - len(enc), -1, -1) if ex.ids[s : s + len(enc)] == enc]
+        written = list(range(at[0], at[0] + len(enc))) if at and enc else []
     pieces = [vocab.decode([ex.ids[p]]) for p in written]
-    starts_at = np.cumsum([0, *map(len, pieces)])[:-1]
-    said = [i for i, c in enumerate(starts_at) if c >= tag_length(text)]
-    if not spoken or not said:
+    char_at = np.cumsum([0, *map(len, pieces)])[:-1]
+    full = "".join(pieces)
+    n = sum(map(len, clips))
+    if len(clips) != len(sentences) or not n:
         return ex
-    ex.guide_keys = [written[i] for i in said]
-    ex.guide_key_fractions = token_fractions([pieces[i] for i in said])
-    ex.guide_queries = [p - 1 for p in spoken]
-    ex.guide_fractions = uniform_fractions(len(spoken))
+    keys: list[int] = []
+    centres: list[float] = []
+    done = cursor = 0  # audio tokens of the clips before, characters of the sentences before
+    for clip, sent in zip(clips, sentences, strict=True):
+        a = full.find(sent.strip(), cursor)
+        if a < 0 or not clip:
+            return ex
+        e = a + len(sent.strip())
+        cursor = e
+        said = [i for i, c in enumerate(char_at) if a + tag_length(sent.strip()) <= c < e]
+        fr = token_fractions([pieces[i] for i in said])
+        keys += [written[i] for i in said]
+        centres += [(done + f * len(clip)) / n for f in fr]
+        done += len(clip)
+    if not keys:
+        return ex
+    ex.guide_keys, ex.guide_key_fractions = keys, centres
+    ex.guide_queries = [p - 1 for clip in clips for p in clip]
+    ex.guide_fractions = uniform_fractions(n)
     ex.guide_speaks = True
     return ex
 
@@ -291,9 +318,8 @@ class PretrainSource(ExampleSource):
             turn = ChatTurn(human_text=text, answer_text=text, answer_clips=[codes])
             mode: Mode = "audio" if task == "tts" else "speech"
             system = f.system_tts if task == "tts" else f.system_interleaved
-            return speech_guide(
-                v, build_example(v, [turn], mode, f, system=system, task=task), text
-            )
+            ex = build_example(v, [turn], mode, f, system=system, task=task)
+            return speech_guide(v, ex, [text])
         if task == "text_qa":
             item = rng.choice(self.typed_items)
             pairs = [(t.human_text, t.answer_text) for t in item.turns]
@@ -381,7 +407,10 @@ class SFTSource(ExampleSource):
         if not item.turns[k].answer_clips:  # spoken questions with text answers only
             mode = "text"
         turns = [t.chat(with_audio=True) for t in item.turns[: k + 1]]
-        return build_example(self.vocab, turns, mode, self.fmt, task=f"sft_{mode}")
+        ex = build_example(self.vocab, turns, mode, self.fmt, task=f"sft_{mode}")
+        if mode == "speech":
+            speech_guide(self.vocab, ex, [c.tagged for c in item.turns[k].answer_clips])
+        return ex
 
 
 def _multi_style(item: TokenItem) -> bool:

@@ -52,6 +52,13 @@ GuideWeight = Annotated[
         "upper layers (0: off); see aqaa.lm.guide."
     ),
 ]
+SpeechGuideWeight = Annotated[
+    float,
+    typer.Option(
+        help="Guided attention on spoken answers (TTS, interleaved, SFT): the audio queries of "
+        "the guided heads read the text being said (0: off); see aqaa.lm.guide."
+    ),
+]
 LogEvery = Annotated[int | None, typer.Option(help="Steps between log lines.")]
 Threads = Annotated[
     int | None, typer.Option(help="Torch threads per process (default: cores / processes).")
@@ -168,13 +175,7 @@ def pretrain(
     ctc_weight: CtcWeight = 0.0,
     guide_weight: GuideWeight = 0.0,
     guide_heads: Annotated[int, typer.Option(help="Heads guided per layer (the first ones).")] = 1,
-    speech_guide_weight: Annotated[
-        float,
-        typer.Option(
-            help="Guided attention on TTS and interleaved examples: the audio queries of the "
-            "guided heads read the text being said (0: off); see aqaa.lm.guide."
-        ),
-    ] = 0.0,
+    speech_guide_weight: SpeechGuideWeight = 0.0,
     progress: Progress = True,
 ) -> None:
     """Pretrain on the task mixture (audio continuation, ASR, TTS, interleaved, text QA).
@@ -238,6 +239,7 @@ def sft(
     ] = 0.0,
     ctc_weight: CtcWeight = 0.0,
     guide_weight: GuideWeight = 0.0,
+    speech_guide_weight: SpeechGuideWeight = 0.0,
     progress: Progress = True,
 ) -> None:
     """Supervised fine-tuning: spoken question → text (+ audio) answer.
@@ -250,7 +252,7 @@ def sft(
         cfg = sft2_defaults(
             SFTConfig(data=str(data), out=str(out), stage=stage, init=str(init) if init else None,
                       asr_replay=asr_replay, qa_replay=qa_replay, ctc_weight=ctc_weight,
-                      guide_weight=guide_weight)
+                      guide_weight=guide_weight, speech_guide_weight=speech_guide_weight)
         )  # fmt: skip
         cfg.loop.seed = seed
         cfg.loop.bf16 = bf16

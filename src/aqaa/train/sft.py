@@ -62,6 +62,8 @@ class SFTConfig:
     #: Spelling CTC and guided attention on those ASR draws (`aqaa.lm.spelling`, `aqaa.lm.guide`)
     ctc_weight: float = 0.0
     guide_weight: float = 0.0
+    #: Guided attention from each spoken answer clip to the sentence it says (`aqaa.lm.guide`)
+    speech_guide_weight: float = 0.0
     text_loss_weight: float = 1.0
     audio_loss_weight: float = 1.0
     eval_examples: int = 64
@@ -137,6 +139,7 @@ def run_sft(
         d.device,
         ctc_weight=cfg.ctc_weight,
         guide_weight=cfg.guide_weight,
+        speech_guide_weight=cfg.speech_guide_weight,
     )
     return train(
         stage_dir=sdir,
