@@ -121,6 +121,9 @@ aqaa train evaluate --checkpoint "$R/lm10/sft1/final" --data "$D/c3" --split val
   --read-aloud 8 --vocoder "$R/voc2/vocoder"
 aqaa train tokenizer --data "$D/c3,$D/babble,$D/questions" --out "$R/tok5" --steps 12000 \
   --dim 256 --layers 6          # resumable: the same command continues after a stop
+# session 11: the schedule shortened at step 6,000 to end the anneal within the session
+OMP_NUM_THREADS=1 aqaa train tokenizer --data "$D/c3,$D/babble,$D/questions" --out "$R/tok5" \
+  --steps 9000 --dim 256 --layers 6 --resume
 aqaa eval tokenizer --tokenizer "$R/tok5" --sentences 10 --probe-cache "$R/probe10.pkl"
 # Beside tok5 (each at 1 thread): a mel vocoder with 10 ms head frames (no DNSMOS gain: TRAINING.md)
 # and a probe of the speaking mixture on tok4 codes.
@@ -132,6 +135,14 @@ aqaa train pretrain --data "$D/c3,$D/questions" --out "$R/lm11" --init "$R/lm10/
   --max-steps 2000 --batch-size 32 --micro-batch 16 --lr 4e-4 --ctc-weight 0.5 --guide-weight 1.0 \
   --mixture asr=0.5,continuation=0,tts=0.5,interleaved=1,text_qa=0.3,generated_qa=1.5 \
   --ckpt-every 50 --threads 1
+# session 11: the same probe with the speaking guide (stopped lm11 at step 300 for it)
+aqaa train pretrain --data "$D/c3,$D/questions" --out "$R/lm12" --init "$R/lm10/pretrain/final" \
+  --max-steps 2000 --batch-size 32 --micro-batch 16 --lr 4e-4 --ctc-weight 0.5 --guide-weight 1.0 \
+  --speech-guide-weight 1.0 \
+  --mixture asr=0.5,continuation=0,tts=0.5,interleaved=1,text_qa=0.3,generated_qa=1.5 \
+  --ckpt-every 50 --threads 1
+aqaa train evaluate --checkpoint "$R/lm12/pretrain/ckpt/step_00000100" --data "$D/c3" \
+  --split valid -n 0 --read-aloud 8 --vocoder "$R/voc2/vocoder"
 # Planned next, once tok5 is measured better than tok4 (not run yet; move c3/tokens to
 # c3/tokens_tok4 first, as c3/tokens_tok2 was kept):
 #   aqaa data tokenize "$D/c3" --tokenizer "$R/tok5"   (likewise babble, questions)
