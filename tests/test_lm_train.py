@@ -57,6 +57,27 @@ def weights(ckpt: Path) -> dict[str, torch.Tensor]:
     return load_file(str(ckpt / "model.safetensors"))
 
 
+def test_audio_loss_splits_by_codebook(corpus: Path) -> None:
+    from aqaa.lm.data import Mixture, PretrainSource, load_items
+    from aqaa.lm.format import KIND_AUDIO, FormatConfig
+    from aqaa.lm.vocab import train_vocab
+    from aqaa.train.objectives import LMTask, TargetLogprobs
+
+    items = load_items(corpus, "train")
+    vocab = train_vocab([t.human_text for it in items for t in it.turns] * 2, 300)
+    mix = Mixture(asr=0, continuation=1, tts=1, interleaved=1, text_qa=0, generated_qa=0)
+    task = LMTask(PretrainSource(items, vocab, FormatConfig(), 2048, mix), seed=0)
+    batch = task.batch(0, 4)
+    _, st = task.loss(TargetLogprobs(build_model("tiny", vocab.size, seed=0)), batch, 1.0)
+    # by hand: audio targets are codes (linguistic below 1024) or the clip markers
+    codes = [t - vocab.audio_base for ex in batch
+             for t, k in zip(ex.ids[1:], ex.kinds[1:], strict=True) if k == KIND_AUDIO]  # fmt: skip
+    assert st["ling_n"] == sum(0 <= c < 1024 for c in codes) > 0
+    assert st["sem_n"] == sum(c >= 1024 for c in codes) > 0
+    assert st["audio_n"] == len(codes) > st["ling_n"] + st["sem_n"]  # the markers
+    assert 0 < st["ling_nll"] < st["audio_nll"] and 0 < st["sem_nll"] < st["audio_nll"]
+
+
 def test_pretrain_learns_and_writes_a_standard_checkpoint(corpus: Path, tmp_path: Path) -> None:
     cfg = tiny_cfg(corpus, tmp_path, max_steps=10, eval_every=5, ckpt_every=5, lr=1e-2)
     res = run_pretrain(cfg, progress=False)
@@ -70,6 +91,7 @@ def test_pretrain_learns_and_writes_a_standard_checkpoint(corpus: Path, tmp_path
     # held-out text loss falls from ~ln(vocab) ≈ 8.6 at initialisation
     assert evals[1]["text_loss"] < evals[0]["text_loss"] - 0.3 < math.log(5400) - 0.8
     assert {"text_loss", "audio_loss", "tokens_per_s", "lr"} <= set(train[-1])
+    assert all("ling_loss" in r and "sem_loss" in r for r in train if "audio_loss" in r)
     assert (sdir / "loss.png").stat().st_size > 1000
     # a standard HF checkpoint with its tokenizer; the stage config round-trips
     model, vocab = load_checkpoint(res.final)

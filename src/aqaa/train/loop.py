@@ -248,6 +248,7 @@ def plot_losses(stage_dir: Path) -> Path | None:
         if pts:
             ax.plot(*zip(*pts, strict=True), style, label=f"train {key}")
     for key, style in (("loss", "o-"), ("text_loss", "s:"), ("audio_loss", "^--"),
+                       ("ling_loss", "v-."), ("sem_loss", "x-."),
                        ("dpo_loss", "o-"), ("reward_acc", "d-")):  # fmt: skip
         pts = [(r["step"], r[key]) for r in evals if key in r]
         if pts:

@@ -22,6 +22,7 @@ from aqaa.lm.format import KIND_AUDIO, KIND_CONTEXT, KIND_TEXT, Example
 from aqaa.lm.guide import default_layers, guide_loss, record_attention
 from aqaa.lm.spelling import spell_columns, spelling_ctc
 from aqaa.lm.vocab import PAD_ID
+from aqaa.tokenizer.ids import LINGUISTIC_CODES
 
 
 class Task(Protocol):
@@ -201,11 +202,19 @@ class LMTask:
         loss = -(logp * w).sum() / denom
         nll = -logp.detach()
         is_t, is_a = k == KIND_TEXT, k == KIND_AUDIO
+        # the audio channel by codebook: linguistic codes (what is said) and semantic codes
+        code = ids[:, 1:][select] - self.source.vocab.audio_id(0)
+        is_l = is_a & (code >= 0) & (code < LINGUISTIC_CODES)
+        is_s = is_a & (code >= LINGUISTIC_CODES)
         stats = {
             "text_nll": float(nll[is_t].sum()),
             "text_n": float(is_t.sum()),
             "audio_nll": float(nll[is_a].sum()),
             "audio_n": float(is_a.sum()),
+            "ling_nll": float(nll[is_l].sum()),
+            "ling_n": float(is_l.sum()),
+            "sem_nll": float(nll[is_s].sum()),
+            "sem_n": float(is_s.sum()),
         }
         # every configured channel has its keys in every micro-batch: processes sum the same keys
         for ch, w in (("ctc", self.ctc_weight), ("guide", self.guide_weight),
@@ -234,7 +243,7 @@ class LMTask:
         n = sums.get("text_n", 0.0) + sums.get("audio_n", 0.0)
         if n:
             out["loss"] = (sums["text_nll"] + sums["audio_nll"]) / n
-        for ch in ("text", "audio", "ctc", "guide", "speak"):
+        for ch in ("text", "audio", "ling", "sem", "ctc", "guide", "speak"):
             if sums.get(f"{ch}_n"):
                 out[f"{ch}_loss"] = sums[f"{ch}_nll"] / sums[f"{ch}_n"]
         return out
