@@ -156,9 +156,12 @@ def _free_port() -> int:
 
 def test_two_process_torchrun_matches_one_process(corpus: Path, tmp_path: Path) -> None:
     # one process, in this process, configured as the CLI below configures it
+    # with every auxiliary loss on: each process must log the same keys even when its share
+    # of a step holds no ASR or spoken example
     cfg = PretrainConfig(
-        data=str(corpus), out=str(tmp_path / "one"), preset="tiny", text_vocab_size=300, max_len=512
-    )
+        data=str(corpus), out=str(tmp_path / "one"), preset="tiny", text_vocab_size=300, max_len=512,
+        ctc_weight=0.5, guide_weight=1.0, speech_guide_weight=1.0,
+    )  # fmt: skip
     for k, v in dict(max_steps=3, batch_size=4, micro_batch=1, lr=3e-3, bf16=False, threads=1,
                      seed=1, log_every=1).items():  # fmt: skip
         setattr(cfg.loop, k, v)
@@ -168,7 +171,8 @@ def test_two_process_torchrun_matches_one_process(corpus: Path, tmp_path: Path) 
         "train", "pretrain", "--data", str(corpus), "--out", str(tmp_path / "two"),
         "--preset", "tiny", "--max-steps", "3", "--batch-size", "4", "--micro-batch", "1",
         "--lr", "3e-3", "--no-bf16", "--threads", "1", "--text-vocab", "300", "--max-len", "512",
-        "--seed", "1", "--log-every", "1", "--no-progress",
+        "--seed", "1", "--log-every", "1", "--no-progress", "--ctc-weight", "0.5",
+        "--guide-weight", "1", "--speech-guide-weight", "1",
     ]  # fmt: skip
     # the same tokenizer, so both runs see identical ids
     shutil.copytree(
@@ -197,6 +201,11 @@ def test_two_process_torchrun_matches_one_process(corpus: Path, tmp_path: Path) 
     assert [r["step"] for r in l1] == [r["step"] for r in l2] == [1, 2, 3]
     for r1, r2 in zip(l1, l2, strict=True):
         assert abs(r1["objective"] - r2["objective"]) < 1e-4
+        assert set(r1) == set(r2)
+        for k in ("ctc_loss", "guide_loss", "speak_loss"):
+            if k in r1:
+                assert r1[k] == pytest.approx(r2[k], rel=1e-4), k
+    assert any("speak_loss" in r for r in l1) and any("ctc_loss" in r for r in l1)
     # the steps did something: the weights left their initialisation
     init = build_model(
         "tiny", load_checkpoint(stage_dir(tmp_path / "one", "pretrain") / "final")[1].size, seed=1
