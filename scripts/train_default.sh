@@ -143,10 +143,18 @@ aqaa train pretrain --data "$D/c3,$D/questions" --out "$R/lm12" --init "$R/lm10/
   --ckpt-every 50 --threads 1
 aqaa train evaluate --checkpoint "$R/lm12/pretrain/ckpt/step_00000100" --data "$D/c3" \
   --split valid -n 0 --read-aloud 8 --vocoder "$R/voc2/vocoder"
-# Planned next, once tok5 is measured better than tok4 (not run yet; move c3/tokens to
-# c3/tokens_tok4 first, as c3/tokens_tok2 was kept):
-#   aqaa data tokenize "$D/c3" --tokenizer "$R/tok5"   (likewise babble, questions)
-#   aqaa train vocoder --data "$D/c3" --out "$R/voc3" --init "$R/voc2/vocoder" --mel-steps 0
-#   aqaa train pretrain --data "$D/c3,$D/questions" --out "$R/lm11" --init "$R/lm10/pretrain/final" \
-#     --audio-init --audio-tokenizer "$R/tok5" --ctc-weight 0.5 --guide-weight 1.0 \
-#     --mixture asr=0.5,continuation=0,tts=0.5,interleaved=1,text_qa=0.3,generated_qa=1.5
+# session 11: tok5 is better than tok4 on every phone-error row (TRAINING.md), so the corpora move
+# to its codes (the tok4 shards kept as tokens_tok4) and the vocoder and LM follow
+for c in c3 babble questions; do mv "$D/$c/tokens" "$D/$c/tokens_tok4"; done
+for c in c3 questions babble; do aqaa data tokenize "$D/$c" --tokenizer "$R/tok5"; done
+aqaa train vocoder --data "$D/c3" --out "$R/voc3" --init "$R/voc2/vocoder" --flow-steps 4000 \
+  --mel-steps 0 --threads 1
+aqaa eval vocoder --data "$D/c3" --vocoder "$R/voc3/vocoder" --split valid -n 8
+aqaa train pretrain --data "$D/c3,$D/questions" --out "$R/lm13" --init "$R/lm10/pretrain/final" \
+  --audio-init --audio-tokenizer "$R/tok5" --max-steps 3000 --batch-size 32 --micro-batch 16 \
+  --lr 4e-4 --ctc-weight 0.5 --guide-weight 1.0 --speech-guide-weight 1.0 \
+  --mixture asr=1,continuation=0,tts=0.5,interleaved=1.5,text_qa=0.3,generated_qa=1 \
+  --ckpt-every 50 --threads 1   # resumable with --resume; runs over several sessions
+# Planned next: SFT-1 from lm13 with --asr-replay 0.2 --qa-replay 0.2 --ctc-weight 0.5
+# --guide-weight 1.0 --speech-guide-weight 1.0, then read-aloud, `aqaa train ship --out` and
+# `aqaa eval run --model` before anything replaces the default.
