@@ -135,6 +135,58 @@ def test_upsampled_head_lengths_locality_and_checks() -> None:
         MelVocoder(MelVocoderConfig(dim=32, intermediate=64, layers=2, upsample=7))
 
 
+def _steady_head(phase_advance: bool, k: int):
+    """A head whose every frame is the same: unit magnitude in bin `k` only, zero phase."""
+    from aqaa.vocoder.istft import ISTFTHead
+
+    head = ISTFTHead(4, 1920, 480, phase_advance)
+    with torch.no_grad():
+        head.proj.weight.zero_()
+        head.proj.bias.fill_(-30.0)  # log-magnitude: silence in every bin
+        head.proj.bias[k] = 0.0  # but bin k
+        head.proj.bias[961:] = 0.0  # zero phase everywhere
+    return head
+
+
+def test_phase_advance_makes_steady_frames_a_sinusoid_at_the_bin_frequency() -> None:
+    # Session 11: identical frames every 20 ms can only hold harmonics of 50 Hz; with the phase
+    # advance they make a sinusoid at the bin's own frequency (bin 9: 9 · 12.5 = 112.5 Hz).
+    x = torch.zeros(1, 200, 4)
+    for advance, want in ((False, (100.0, 150.0)), (True, (112.5,))):
+        y = _steady_head(advance, 9)(x)[0, 1920:-1920].detach().numpy()
+        spec = np.abs(np.fft.rfft(y * np.hanning(len(y))))
+        freqs = np.fft.rfftfreq(len(y), 1 / 24000)
+        peak = float(freqs[spec.argmax()])
+        assert min(abs(peak - f) for f in want) < 1.0, (advance, peak)
+    # the frame index matters with the advance: frame0 shifts the phase by whole frames
+    head = _steady_head(True, 9)
+    with torch.no_grad():
+        whole = head(torch.zeros(1, 24, 4))
+        part = head(torch.zeros(1, 16, 4), frame0=4)  # whole frames 4..20
+    # away from the edges (2 frames of window), part frames 4..12 are whole frames 8..16
+    torch.testing.assert_close(part[:, 4 * 480 : 12 * 480], whole[:, 8 * 480 : 16 * 480],
+                               atol=1e-6, rtol=1e-4)  # fmt: skip
+    assert float(whole[:, 8 * 480 : 16 * 480].abs().max()) > 1e-4  # not silence
+
+
+def test_phase_advance_windows_decode_like_the_whole_mel() -> None:
+    from aqaa.vocoder.istft import MelVocoder, MelVocoderConfig
+
+    torch.manual_seed(0)
+    cfg = MelVocoderConfig(dim=32, intermediate=64, layers=2, upsample=2, phase_advance=True)
+    voc = MelVocoder(cfg).eval()
+    mel = torch.randn(1, 60, 80)
+    with torch.no_grad():
+        y = voc(mel)
+        window = voc(mel[:, 11:51], frame0=11)  # odd: its head frames are 22.. (22 % 4 = 2)
+        wrong = voc(mel[:, 11:51])
+    # window frames 15..25 = whole frames 26..36: beyond the receptive field of either edge
+    inner = slice(15 * 480, 25 * 480)
+    whole = y[:, 26 * 480 : 36 * 480]
+    torch.testing.assert_close(window[:, inner], whole, atol=1e-5, rtol=1e-4)
+    assert (wrong[:, inner] - whole).abs().max() > 1e-3  # without frame0 the phases differ
+
+
 def test_copy_synthesis_keeps_length(tiny: Vocoder) -> None:
     x = 0.3 * np.sin(2 * np.pi * 150 * np.arange(7000) / 24000).astype(np.float32)
     y = tiny.copy_synthesis(x)
@@ -420,6 +472,24 @@ def test_init_retrains_the_flow_for_a_new_tokenizer(trained: Path, corpus: Path,
     assert torch.equal(out.mel_mean, base.mel_mean) and torch.equal(out.mel_std, base.mel_std)
     flow = out.flow.state_dict()
     assert any(not torch.equal(flow[k], v) for k, v in base.flow.state_dict().items())  # trained
+    # the phase advance changes what the head's phases mean: it cannot be switched on over --init
+    with pytest.raises(ValueError, match="without the phase advance"):
+        train_vocoder(dataclasses.replace(cfg, out=str(tmp_path / "run2"), mel_phase_advance=True))
+
+
+def test_a_new_mel_vocoder_with_the_phase_advance_saves_and_decodes(corpus: Path, tmp_path: Path):
+    import dataclasses
+
+    from aqaa.train.vocoder import train_vocoder
+
+    cfg = dataclasses.replace(train_config(corpus, tmp_path / "pa"), flow_steps=0, mel_steps=2,
+                              eval_every=2, mel_phase_advance=True)  # fmt: skip
+    train_vocoder(cfg)
+    voc = Vocoder.load(tmp_path / "pa" / "vocoder")
+    assert voc.config.vocoder.phase_advance and voc.mel_vocoder.head.phase_advance
+    codes = [1, 2, 1030, 1031, 1032] * 4
+    audio, sr = voc.decode(codes)
+    assert sr == 24000 and len(audio) == 4 * 3 * 2 * 480  # 12 pairs · 2 frames · hop
 
 
 def test_training_data_errors_are_clear(tmp_path: Path) -> None:

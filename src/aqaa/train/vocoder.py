@@ -77,6 +77,7 @@ class VocoderTrainConfig:
     #: learnt another tokenizer's codes, its code embeddings start over (`restart_code_embeddings`)
     init: str | None = None
     mel_upsample: int = 1  # the mel vocoder's head frames per mel frame (MelVocoderConfig.upsample)
+    mel_phase_advance: bool = False  # MelVocoderConfig.phase_advance (a new mel vocoder only)
     flow_steps: int = 20000
     mel_steps: int = 20000
     max_steps: int | None = None  # stop this run at this global step (continue with --resume)
@@ -488,9 +489,12 @@ def train_vocoder(
         model_cfg = base.config
         if cfg.mel_upsample not in (1, model_cfg.vocoder.upsample):
             raise ValueError(f"--init {cfg.init} has mel upsample {model_cfg.vocoder.upsample}")
+        if cfg.mel_phase_advance and not model_cfg.vocoder.phase_advance:
+            raise ValueError(f"--init {cfg.init} has a mel vocoder without the phase advance")
     else:
         model_cfg = VocoderConfig.tiny() if cfg.preset == "tiny" else VocoderConfig()
         model_cfg.vocoder.upsample = cfg.mel_upsample
+        model_cfg.vocoder.phase_advance = cfg.mel_phase_advance
     cache = build_cache(cfg.data, model_cfg.mel, progress=cfg.progress and rank == 0)
     train_set = ClipSet(cache, "train")
     try:

@@ -165,6 +165,13 @@ def train_vocoder(
     mel_upsample: Annotated[
         int, typer.Option(help="Mel vocoder head frames per mel frame (2: hop 240, less buzz).")
     ] = 1,
+    mel_phase_advance: Annotated[
+        bool,
+        typer.Option(
+            help="Add each STFT bin's steady phase advance to the mel vocoder's phase (removes "
+            "the 50 Hz harmonic grid of its buzz; see aqaa.vocoder.istft)."
+        ),
+    ] = False,
     batch_size: Annotated[int, typer.Option(help="Stage 1 crops per step.")] = 16,
     mel_batch_size: Annotated[int, typer.Option(help="Stage 2 crops per step.")] = 8,
     lr: Annotated[float, typer.Option(help="Stage 1 peak learning rate.")] = 3e-4,
@@ -189,6 +196,7 @@ def train_vocoder(
         preset=preset,
         init=str(init) if init else None,
         mel_upsample=mel_upsample,
+        mel_phase_advance=mel_phase_advance,
         flow_steps=flow_steps,
         mel_steps=mel_steps,
         max_steps=max_steps,
