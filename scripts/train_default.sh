@@ -155,6 +155,11 @@ aqaa train pretrain --data "$D/c3,$D/questions" --out "$R/lm13" --init "$R/lm10/
   --lr 4e-4 --ctc-weight 0.5 --guide-weight 1.0 --speech-guide-weight 1.0 \
   --mixture asr=1,continuation=0,tts=0.5,interleaved=1.5,text_qa=0.3,generated_qa=1 \
   --ckpt-every 50 --threads 1   # resumable with --resume; runs over several sessions
+# the mel vocoder with the phase advance (session 11), then joined with voc3's flow
+aqaa train vocoder --data "$D/c3" --out "$R/vocmel3" --flow-steps 0 --mel-steps 6000 \
+  --mel-phase-advance --threads 1
+aqaa train vocoder-join --flow "$R/voc3/vocoder" --mel "$R/vocmel3/vocoder" --out "$R/voc3pa"
+aqaa eval vocoder --data "$D/c3" --vocoder "$R/voc3pa" --split valid -n 8
 # Planned next: SFT-1 from lm13 with --asr-replay 0.2 --qa-replay 0.2 --ctc-weight 0.5
 # --guide-weight 1.0 --speech-guide-weight 1.0, then read-aloud, `aqaa train ship --out` and
 # `aqaa eval run --model` before anything replaces the default.
