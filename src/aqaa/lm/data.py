@@ -247,22 +247,21 @@ def speech_guide(vocab: Vocab, ex: Example, sentences: Sequence[str]) -> Example
         first = clips[0][0] if clips[0] else len(ex.ids)
         at = [s for s in range(first - len(enc), -1, -1) if ex.ids[s : s + len(enc)] == enc]
         written = list(range(at[0], at[0] + len(enc))) if at and enc else []
-    pieces = [vocab.decode([ex.ids[p]]) for p in written]
-    char_at = np.cumsum([0, *map(len, pieces)])[:-1]
-    full = "".join(pieces)
     n = sum(map(len, clips))
     if len(clips) != len(sentences) or not n:
         return ex
+    pieces = [vocab.decode([ex.ids[p]]) for p in written]
+    char_at = np.cumsum([0, *map(len, pieces)])[:-1]
+    full = "".join(pieces)
     keys: list[int] = []
     centres: list[float] = []
     done = cursor = 0  # audio tokens of the clips before, characters of the sentences before
-    for clip, sent in zip(clips, sentences, strict=True):
-        a = full.find(sent.strip(), cursor)
+    for clip, sent in zip(clips, (s.strip() for s in sentences), strict=True):
+        a = full.find(sent, cursor)
         if a < 0 or not clip:
             return ex
-        e = a + len(sent.strip())
-        cursor = e
-        said = [i for i, c in enumerate(char_at) if a + tag_length(sent.strip()) <= c < e]
+        e = cursor = a + len(sent)
+        said = [i for i, c in enumerate(char_at) if a + tag_length(sent) <= c < e]
         fr = token_fractions([pieces[i] for i in said])
         keys += [written[i] for i in said]
         centres += [(done + f * len(clip)) / n for f in fr]

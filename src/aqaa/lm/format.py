@@ -113,7 +113,7 @@ class Example:
     #: Guided attention (`aqaa.lm.guide`): the keys the guided heads should read (positions, and
     #: their centres in 0–1), the queries, and where among the keys (0–1) each query's next token
     #: sits. ASR: transcript queries read the question's audio; `guide_speaks`: the queries that
-    #: predict a clip's audio tokens read the text it says (TTS, interleaved).
+    #: predict a clip's audio tokens read the text it says (TTS, interleaved, SFT answers).
     guide_keys: list[int] = field(default_factory=list)
     guide_key_fractions: list[float] = field(default_factory=list)
     guide_queries: list[int] = field(default_factory=list)

@@ -191,10 +191,11 @@ class LMTask:
                 aux.guide_layers = self.guide_layers
                 aux.guide_heads, aux.guide_width = self.guide_heads, self.guide_width
                 aux.guide_weights = on
-                queries = [x.guide_queries for x in items]
                 aux.guide_keys = [x.guide_keys for x in items]
                 aux.guide_key_fractions = [x.guide_key_fractions for x in items]
-                aux.guide_queries = [q if w else [] for w, q in zip(on, queries, strict=True)]
+                aux.guide_queries = [
+                    x.guide_queries if w else [] for w, x in zip(on, items, strict=True)
+                ]
                 aux.guide_fractions = [x.guide_fractions for x in items]
         logp = module(ids, select, aux)
         k = tk[select]

@@ -185,7 +185,9 @@ class Vocoder(nn.Module):
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
                 mu = self.encoder(lt, st, offset=offset).float().transpose(1, 2)
                 z = self.flow.sample(mu, noise, n_steps=n_steps, cfg_strength=cfg_strength)
-                audio = self.mel_vocoder(z.transpose(1, 2), frame0=2 * offset)[0].float()
+                audio = self.mel_vocoder(z.transpose(1, 2), frame0=FRAMES_PER_PAIR * offset)[
+                    0
+                ].float()
             return self.denormalize(z[0].T.float()), audio.numpy().astype(np.float32)
         finally:
             self.train(was)
