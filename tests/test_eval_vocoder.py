@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from aqaa.eval.acoustics import frame_grid_share
 from aqaa.eval.vocoder import ClipResult, _jumps, style_retention, summarize
 
 
@@ -57,3 +58,19 @@ def test_summary_pools_wer_over_words() -> None:
     r[0].dnsmos_copy, r[1].dnsmos_copy = 3.0, 4.0
     s = summarize(r)["summary"]
     assert s["wer_copy"] == pytest.approx(0.75) and s["dnsmos_p808_copy"] == pytest.approx(3.5)
+    assert s["frame_grid_copy"] is None  # not measured
+    r[0].grid_copy, r[1].grid_copy = 0.1, 0.5
+    assert summarize(r)["summary"]["frame_grid_copy"] == pytest.approx(0.3)
+
+
+def test_frame_grid_share_separates_a_frame_rate_buzz_from_speechlike_signals() -> None:
+    sr = 24000
+    t = np.arange(3 * sr) / sr
+    pulses = np.zeros(3 * sr)
+    pulses[::480] = 1.0  # a click every 20 ms: all harmonics on the 50 Hz grid
+    noise = np.random.default_rng(0).standard_normal(3 * sr)
+    assert frame_grid_share(pulses, sr) == pytest.approx(1.0, abs=1e-6)
+    assert frame_grid_share(noise, sr) == pytest.approx(0.10, abs=0.02)  # chance: 5 of 50 bins
+    assert frame_grid_share(np.sin(2 * np.pi * 137 * t), sr) < 1e-6
+    assert frame_grid_share(np.sin(2 * np.pi * 137 * t), sr, frame_rate=137 / 2) > 0.99
+    assert frame_grid_share(pulses[: sr // 2], sr) is None  # too short for 1 Hz bins

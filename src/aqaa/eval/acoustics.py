@@ -18,6 +18,10 @@ Measures (`measure`), all at 16 kHz:
   shows harmonics. Breathy and whispered speech has a low CPP. It backs up the voicing ratio
   for whispers, because pyin finds spurious periodicity in some noise and no voicing in some
   creaky normal speech (the assistant voice, piper joe, has a lot of creak).
+- **frame-grid share** (`frame_grid_share`, for vocoders): the share of the 40–2,000 Hz energy
+  that lies within ±2 Hz of a multiple of the vocoder's frame rate (50 Hz). Natural speech puts
+  about the chance share there (5 of every 50 1-Hz bins, 0.10); a vocoder that repeats its phase
+  every frame puts much more (the 20 ms buzz of sessions 3–11: 0.48 in copy synthesis).
 - **DNSMOS** P.808 and P.835 (`speechmos`, bundled ONNX models) for quality.
 
 Style following (`style_pass`) compares an answer's measures with those of the *neutral* rendering
@@ -155,6 +159,30 @@ def cepstral_peak_prominence(audio: np.ndarray, sample_rate: int) -> float | Non
     peak = cb.argmax(axis=0)
     prominence = cb.max(axis=0) - (slope * qb[peak] + icpt)
     return float(np.median(prominence))
+
+
+def frame_grid_share(
+    audio: np.ndarray,
+    sample_rate: int,
+    frame_rate: float = 50.0,
+    band: tuple[float, float] = (40.0, 2000.0),
+    tolerance_hz: float = 2.0,
+) -> float | None:
+    """Share of the `band` energy within `tolerance_hz` of a multiple of `frame_rate` (Welch
+    spectrum, 1 Hz bins). Chance, for a spectrum with no relation to the grid, is
+    (2·tolerance + 1) / frame_rate: 0.10 at the defaults. None for clips under a second."""
+    from scipy.signal import welch
+
+    x = np.asarray(audio, dtype=np.float64).reshape(-1)
+    if len(x) < sample_rate:
+        return None
+    freqs, power = welch(x, fs=sample_rate, nperseg=sample_rate)  # 1 Hz bins
+    inband = (freqs >= band[0]) & (freqs <= band[1])
+    total = power[inband].sum()
+    if total <= 0:
+        return None
+    offset = np.abs(freqs - frame_rate * np.round(freqs / frame_rate))
+    return float(power[inband & (offset <= tolerance_hz)].sum() / total)
 
 
 def measure(
