@@ -6,8 +6,8 @@ Training: forward + backward + AdamW on random sequences (batch × length), as t
 runs it (the LM head only on loss positions, here all of them), with bf16 autocast where the loop
 would use it (`--train-dtype auto`: only CPUs with AVX512-BF16/AMX; elsewhere bf16 GEMMs are
 emulated and far slower than fp32). Decode: batch 1 after
-a 200-token prompt, one token per step, with the lean KV-cached loop (`aqaa.lm.decode`) in fp32
-and bf16 weights, and with Hugging Face `generate` (dynamic cache) for comparison. Weights are
+a 200-token prompt, one token per step, with the lean KV-cached loop (`aqaa.lm.decode`) with fp32
+and bf16 weights, fp16 and int8 weights packed for fbgemm, and with Hugging Face `generate` (dynamic cache) for comparison. Weights are
 random; speed does not depend on them. Real-time speech needs ≈ 70 tokens/s while text and audio
 interleave (design §7); issue 5 asks ≥ 80 for `base`.
 """
@@ -19,7 +19,7 @@ import time
 
 import torch
 
-from aqaa.lm.decode import LeanDecoder
+from aqaa.lm.decode import LeanDecoder, WeightFormat
 from aqaa.lm.model import build_model, count_parameters
 from aqaa.lm.vocab import DEFAULT_TEXT_VOCAB
 from aqaa.tokenizer.ids import AUDIO_CODES
@@ -51,8 +51,10 @@ def train_speed(preset: str, batch: int, length: int, steps: int, bf16: bool) ->
 
 
 @torch.no_grad()
-def lean_decode_speed(model: torch.nn.Module, dtype: torch.dtype, n: int) -> float:
-    dec = LeanDecoder(model, max_len=1024, dtype=dtype)
+def lean_decode_speed(
+    model: torch.nn.Module, dtype: torch.dtype, n: int, weights: WeightFormat = "dense"
+) -> float:
+    dec = LeanDecoder(model, max_len=1024, dtype=dtype, weights=weights)
     dec.forward(torch.randint(0, VOCAB, (200,)))
     for _ in range(5):
         dec.forward([7])
@@ -76,7 +78,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--presets", default="tiny,base")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--train-steps", type=int, default=3)
+    ap.add_argument("--train-steps", type=int, default=3, help="0 skips the training column.")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--length", type=int, default=512)
     ap.add_argument("--decode-tokens", type=int, default=150)
@@ -89,7 +91,8 @@ def main() -> None:
         f"{a.threads} thread(s); vocabulary {VOCAB}; train batch {a.batch}×{a.length} "
         f"{'bf16 autocast' if bf16 else 'fp32'}; decode after a 200-token prompt, batch 1"
     )
-    cols = ["preset", "params (M)", "train tok/s", "lean fp32 tok/s", "lean bf16 tok/s"]
+    cols = ["preset", "params (M)", "train tok/s", "lean fp32 tok/s", "lean bf16 tok/s",
+            "lean fp16-packed tok/s", "lean int8 tok/s"]  # fmt: skip
     if not a.no_hf:
         cols.append("HF generate tok/s")
     print("| " + " | ".join(cols) + " |")
@@ -100,9 +103,13 @@ def main() -> None:
         row = [
             name,
             f"{params:.1f}",
-            f"{train_speed(name, a.batch, a.length, a.train_steps, bf16):.0f}",
+            f"{train_speed(name, a.batch, a.length, a.train_steps, bf16):.0f}"
+            if a.train_steps
+            else "-",
             f"{lean_decode_speed(model, torch.float32, a.decode_tokens):.0f}",
             f"{lean_decode_speed(model, torch.bfloat16, a.decode_tokens):.0f}",
+            f"{lean_decode_speed(model, torch.float32, a.decode_tokens, 'fp16'):.0f}",
+            f"{lean_decode_speed(model, torch.float32, a.decode_tokens, 'int8'):.0f}",
         ]
         if not a.no_hf:
             row.append(f"{hf_decode_speed(model, a.decode_tokens // 3):.0f}")

@@ -260,3 +260,13 @@ def test_bench_latency_prints_rows(model_dir: Path) -> None:
     assert r.exit_code == 0, r.output
     rows = json.loads(r.stdout)
     assert rows[0]["question"] == "question.wav" and rows[0]["total_s"] > 0
+
+
+def test_lm_weight_format_is_chosen_and_checked(engine: Engine, model_dir: Path) -> None:
+    from aqaa.lm.decode import packed_weights_supported
+
+    assert engine.decoder.weights == ("fp16" if packed_weights_supported() else "dense")
+    assert Engine.load(model_dir, lm_weights="dense").decoder.weights == "dense"
+    r = runner.invoke(app, ["bench", "latency", str(QUESTION), "--model", str(model_dir),
+                            "--lm-weights", "int4"])  # fmt: skip
+    assert r.exit_code == 2 and "weight format must be one of" in r.output

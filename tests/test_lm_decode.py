@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from aqaa.cli import app
 from aqaa.lm.data import TokenItem, synthetic_records
-from aqaa.lm.decode import LeanDecoder, respond
+from aqaa.lm.decode import LeanDecoder, packed_weights_supported, respond
 from aqaa.lm.evaluate import evaluate_lm, word_errors
 from aqaa.lm.format import ChatTurn, FormatConfig
 from aqaa.lm.model import PRESETS, build_model, count_parameters, paper_parameter_count
@@ -34,21 +34,36 @@ def setup() -> tuple[Vocab, list[TokenItem]]:
     return train_vocab(texts, 320), [TokenItem.from_dict(r) for r in recs]
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_lean_decoder_matches_hf_forward(setup, dtype: torch.dtype) -> None:
+@pytest.mark.parametrize(
+    ("dtype", "weights", "tol"),
+    [(torch.float32, "dense", 1e-4), (torch.bfloat16, "dense", 5e-2),
+     (torch.float32, "fp16", 2e-3), (torch.float32, "int8", 5e-2)],
+)  # fmt: skip
+def test_lean_decoder_matches_hf_forward(
+    setup, dtype: torch.dtype, weights: str, tol: float
+) -> None:
     vocab, _ = setup
+    if weights != "dense" and not packed_weights_supported():
+        pytest.skip("packed weights need fbgemm")
     model = build_model("tiny", vocab.size, seed=3).eval()
     ids = torch.randint(0, vocab.size, (1, 40), generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         ref = model(ids).logits[0]
-    dec = LeanDecoder(model, max_len=64, dtype=dtype)
-    tol = 1e-4 if dtype == torch.float32 else 5e-2
+    dec = LeanDecoder(model, max_len=64, dtype=dtype, weights=weights)
+    assert dec.weights == weights
     torch.testing.assert_close(dec.forward(ids[0, :25]), ref[24], atol=tol, rtol=0)
-    for j in range(25, 40):  # one token at a time from the cache
+    torch.testing.assert_close(dec.forward(ids[0, 25:32]), ref[31], atol=tol, rtol=0)  # a block
+    for j in range(32, 40):  # one token at a time from the cache
         last = dec.forward(ids[0, j : j + 1])
     torch.testing.assert_close(last, ref[39], atol=tol, rtol=0)
     with pytest.raises(ValueError):
         dec.forward(torch.zeros(30, dtype=torch.long))  # past max_len
+
+
+def test_lean_decoder_rejects_an_unknown_weight_format(setup) -> None:
+    model = build_model("tiny", setup[0].size, seed=3).eval()
+    with pytest.raises(ValueError, match="weight format must be one of"):
+        LeanDecoder(model, max_len=64, weights="int4")
 
 
 def test_respond_follows_the_grammar(setup) -> None:

@@ -66,7 +66,9 @@ def check_writable(path: Path) -> None:
         raise _fail(f"cannot write {path}: {e.strerror or e}") from None
 
 
-def load_engine(model: Path | None, threads: int | None, mode: str = "speech") -> Any:
+def load_engine(
+    model: Path | None, threads: int | None, mode: str = "speech", lm_weights: str | None = None
+) -> Any:
     import torch
 
     from aqaa.engine import Engine
@@ -76,7 +78,7 @@ def load_engine(model: Path | None, threads: int | None, mode: str = "speech") -
     if threads:
         torch.set_num_threads(threads)
     try:
-        return Engine.load(model, mode=mode)  # type: ignore[arg-type]
+        return Engine.load(model, mode=mode, lm_weights=lm_weights)  # type: ignore[arg-type]
     except (*_user_errors(), ValueError) as e:
         raise _fail(str(e)) from None
 
@@ -240,6 +242,10 @@ def bench_latency(
     ] = 100,
     repeat: Annotated[int, typer.Option(help="Runs per question (the first also warms up).")] = 2,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    lm_weights: Annotated[
+        str | None,
+        typer.Option(help="LM matrix storage: dense, fp16 or int8 (default: the engine's, fp16)."),
+    ] = None,
 ) -> None:
     """Latency table over a fixed set of questions, fed as live audio in `chunk_ms` pieces.
 
@@ -249,7 +255,7 @@ def bench_latency(
     from aqaa.engine import Finished, SamplingConfig
 
     files = _question_files(questions or [EXAMPLES_DIR])
-    engine = load_engine(model, threads)
+    engine = load_engine(model, threads, lm_weights=lm_weights)
     rows = []
     for q in files:
         try:
@@ -291,7 +297,7 @@ def bench_latency(
     if fa and rtfs:
         console.print(f"median first audio {1000 * statistics.median(fa):.0f} ms, "
                       f"median RTF {statistics.median(rtfs):.2f} ({len(rows)} questions, "
-                      f"{torch_threads()} threads)")  # fmt: skip
+                      f"{torch_threads()} threads, LM weights {engine.decoder.weights})")  # fmt: skip
 
 
 def torch_threads() -> int:

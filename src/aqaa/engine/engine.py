@@ -19,6 +19,7 @@ The chain, each stage a `aqaa.streaming.Stream`: `TokenizerStream` (samples → 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -33,7 +34,7 @@ import torch
 from aqaa.audio import SAMPLE_RATE, load_audio
 from aqaa.engine.sampling import SamplingConfig, choose, penalize
 from aqaa.engine.session import Session
-from aqaa.lm.decode import LeanDecoder
+from aqaa.lm.decode import LeanDecoder, WeightFormat
 from aqaa.lm.format import (
     FormatConfig,
     Grammar,
@@ -217,6 +218,9 @@ class EngineConfig:
     #: ...and a longer one (up to this) makes `Turn.end` drop more turns and prefill again.
     max_question_seconds: float = 30.0
     vocoder_steps: int | None = None  # Euler steps of the flow (None: the vocoder's default)
+    #: How the LM decoder stores its matrices (`aqaa.lm.decode`): fp16 packed for fbgemm decodes
+    #: ~1.2× faster than dense fp32 on the 2-core AVX2 host at a ~2e-4 relative error.
+    lm_weights: WeightFormat = "fp16"
 
     @classmethod
     def for_context(cls, max_len: int, mode: Mode = "speech") -> EngineConfig:
@@ -245,7 +249,9 @@ class Engine:
         max_len = int(model.config.max_position_embeddings)
         self.config = config or EngineConfig.for_context(max_len, mode)
         self.grammar = Grammar(vocab, self.config.format)
-        self.decoder = LeanDecoder(model, max_len=max_len, dtype=decode_dtype)
+        self.decoder = LeanDecoder(
+            model, max_len=max_len, dtype=decode_dtype, weights=self.config.lm_weights
+        )
         self._cancel = threading.Event()
         self._lock = threading.Lock()
 
@@ -255,8 +261,10 @@ class Engine:
         model_dir: str | Path | None = None,
         config: EngineConfig | None = None,
         mode: Mode = "speech",
+        lm_weights: WeightFormat | None = None,
     ) -> Engine:
-        """Load `model_dir/{tokenizer,lm,vocoder}` (default: the weights shipped in the package)."""
+        """Load `model_dir/{tokenizer,lm,vocoder}` (default: the weights shipped in the package);
+        `lm_weights` overrides the config's storage of the LM matrices."""
         from aqaa.lm.model import check_audio_tokenizer, load_checkpoint
 
         root = Path(model_dir) if model_dir is not None else WEIGHTS_DIR
@@ -276,6 +284,11 @@ class Engine:
             voc.check_tokenizer(fingerprint, what)
         except ValueError as e:
             raise EngineError(str(e)) from None
+        if lm_weights is not None:
+            base = config or EngineConfig.for_context(
+                int(model.config.max_position_embeddings), mode
+            )
+            config = dataclasses.replace(base, lm_weights=lm_weights)
         return cls(tok, model, vocab, voc, config, mode=mode)
 
     # ---- prompts --------------------------------------------------------------------------------
