@@ -14,6 +14,7 @@ Streaming tolerances (documented in aqaa.vocoder.stream):
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -654,3 +655,42 @@ def test_join_vocoders_takes_each_stage_from_its_run(tmp_path) -> None:
     Vocoder(other).save(tmp_path / "d")
     with pytest.raises(ValueError, match="different mel features"):
         join_vocoders(tmp_path / "a", tmp_path / "d", tmp_path / "j4")
+
+
+def test_phase_loss_reads_delay_polarity_and_pitch_apart() -> None:
+    from aqaa.vocoder.losses import phase_loss
+
+    t = torch.arange(12000) / 24000
+    y = 0.5 * torch.sin(2 * math.pi * (120 * t + 30 * t**2))[None]  # a gliding tone
+
+    def pl(y_hat: torch.Tensor) -> dict[str, float]:
+        return {k: float(v) for k, v in phase_loss(y_hat, y).items()}
+
+    assert max(pl(y).values()) < 1e-3 and max(pl(3 * y).values()) < 1e-3  # gain-free
+    flipped = pl(-y)  # opposite phase everywhere, same frequency and group delay
+    assert flipped["ip"] == pytest.approx(2.0, abs=1e-2) and flipped["iaf"] < 1e-3
+    delayed = pl(torch.roll(y, 37, 1))  # 1.5 ms late: the phase moves, its advance barely
+    assert delayed["ip"] > 0.3 and delayed["iaf"] < 0.05
+    other = pl(0.5 * torch.sin(2 * math.pi * 100 * t)[None])  # another pitch
+    assert other["iaf"] > 0.5
+    silent = torch.zeros_like(y, requires_grad=True)
+    sum(phase_loss(silent, y).values()).backward()
+    assert torch.isfinite(silent.grad).all()
+
+
+def test_phase_weight_trains_on_phase_and_logs_it(corpus: Path, tmp_path: Path) -> None:
+    import dataclasses
+
+    from aqaa.train.vocoder import train_vocoder
+
+    cfg = dataclasses.replace(train_config(corpus, tmp_path / "ph"), flow_steps=0, mel_steps=4,
+                              eval_every=4, phase_weight=1.0)  # fmt: skip
+    train_vocoder(cfg)
+    rows = [json.loads(ln) for ln in (tmp_path / "ph" / "log.jsonl").read_text().splitlines()]
+    train = [r for r in rows if r["stage"] == "mel"]
+    assert train and all({"phase_ip", "phase_iaf", "phase_gd"} <= r.keys() for r in train)
+    assert {"valid_phase_ip", "valid_phase_iaf", "valid_phase_gd"} <= _evals(tmp_path / "ph")[
+        -1
+    ].keys()
+    with pytest.raises(ValueError, match="phase_weight"):
+        train_vocoder(dataclasses.replace(cfg, phase_weight=-1.0))

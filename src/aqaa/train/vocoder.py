@@ -53,6 +53,7 @@ from aqaa.vocoder.losses import (
     feature_matching_loss,
     generator_loss,
     multi_resolution_stft_loss,
+    phase_loss,
 )
 from aqaa.vocoder.mel import MelConfig, fit_frames, mel_spectrogram
 from aqaa.vocoder.model import Vocoder, VocoderConfig
@@ -95,6 +96,9 @@ class VocoderTrainConfig:
     stft_weight: float = 2.5
     adv_weight: float = 1.0
     fm_weight: float = 2.0
+    #: weight of the phase losses (`aqaa.vocoder.losses.phase_loss`: ip + iaf + gd) in stage 2;
+    #: 0 leaves them out of the objective (they are still reported on the validation batches)
+    phase_weight: float = 0.0
     log_every: int = 10
     ckpt_every: int = 250
     plot_every: int = 1000
@@ -113,6 +117,8 @@ class VocoderTrainConfig:
             raise ValueError("batch sizes and segment lengths must be positive")
         if self.mel_segment_frames < 4:
             raise ValueError("mel_segment_frames must be at least 4")
+        if self.phase_weight < 0:
+            raise ValueError(f"phase_weight must be >= 0, got {self.phase_weight}")
         if self.bf16 not in ("auto", "on", "off"):
             raise ValueError(f"bf16 must be auto, on or off, got {self.bf16!r}")
         if min(self.log_every, self.ckpt_every, self.plot_every, self.eval_every) < 1:
@@ -374,10 +380,15 @@ def flow_losses(model: Vocoder, b: dict, gen: torch.Generator) -> dict[str, torc
     return {"flow": flow, "prior": prior}
 
 
-def _recon_losses(model: Vocoder, y_hat: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+def _recon_losses(
+    model: Vocoder, y_hat: torch.Tensor, y: torch.Tensor, phase: bool
+) -> dict[str, torch.Tensor]:
     mc = model.config.mel
     mel_l1 = F.l1_loss(mel_spectrogram(y_hat.float(), mc), mel_spectrogram(y, mc))
-    return {"mel_l1": mel_l1, "stft": multi_resolution_stft_loss(y_hat.float(), y)}
+    out = {"mel_l1": mel_l1, "stft": multi_resolution_stft_loss(y_hat.float(), y)}
+    if phase:
+        out |= {f"phase_{k}": v for k, v in phase_loss(y_hat.float(), y).items()}
+    return out
 
 
 @torch.no_grad()
@@ -388,7 +399,7 @@ def evaluate(model: Vocoder, batches: dict[str, dict], seed: int = 0) -> dict[st
     gen = torch.Generator().manual_seed(seed)
     fl = flow_losses(model, batches["flow"], gen)
     y_hat = model.mel_vocoder(model.normalize(batches["mel"]["mel"]))
-    rec = _recon_losses(model, y_hat, batches["mel"]["wav"])
+    rec = _recon_losses(model, y_hat, batches["mel"]["wav"], phase=True)
     model.train(was)
     return {f"valid_{k}": float(v) for k, v in (fl | rec).items()}
 
@@ -630,8 +641,12 @@ def train_vocoder(
                 torch.nn.utils.clip_grad_norm_(disc.parameters(), 10.0)
                 opt_disc.step()
                 losses["disc"] = d_loss.detach()
-            losses |= _recon_losses(model, y_hat, y)
+            losses |= _recon_losses(model, y_hat, y, phase=cfg.phase_weight > 0)
             g_loss = cfg.mel_weight * losses["mel_l1"] + cfg.stft_weight * losses["stft"]
+            if cfg.phase_weight > 0:
+                g_loss = g_loss + cfg.phase_weight * (
+                    losses["phase_ip"] + losses["phase_iaf"] + losses["phase_gd"]
+                )
             if gan:
                 with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                     with torch.no_grad():

@@ -172,6 +172,13 @@ def train_vocoder(
             "the 50 Hz harmonic grid of its buzz; see aqaa.vocoder.istft)."
         ),
     ] = False,
+    phase_weight: Annotated[
+        float,
+        typer.Option(
+            help="Weight of the phase losses (instantaneous phase, frequency, group delay) in "
+            "stage 2; 0: off (aqaa.vocoder.losses.phase_loss)."
+        ),
+    ] = 0.0,
     batch_size: Annotated[int, typer.Option(help="Stage 1 crops per step.")] = 16,
     mel_batch_size: Annotated[int, typer.Option(help="Stage 2 crops per step.")] = 8,
     lr: Annotated[float, typer.Option(help="Stage 1 peak learning rate.")] = 3e-4,
@@ -197,6 +204,7 @@ def train_vocoder(
         init=str(init) if init else None,
         mel_upsample=mel_upsample,
         mel_phase_advance=mel_phase_advance,
+        phase_weight=phase_weight,
         flow_steps=flow_steps,
         mel_steps=mel_steps,
         max_steps=max_steps,

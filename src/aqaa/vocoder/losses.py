@@ -5,6 +5,11 @@
 * Discriminators, kept small: multi-period (HiFi-GAN MPD, periods 2, 3, 5, 7, 11) and
   multi-resolution spectrogram (UnivNet MRD) discriminators.
 * Least-squares GAN losses and L1 feature matching.
+* Phase losses (`phase_loss`, after APNet, Ai & Ling 2023): the instantaneous phase, its time
+  difference (instantaneous frequency) and its frequency difference (group delay) of the output's
+  STFT against the target's. Magnitude losses and the discriminators constrain phase only
+  indirectly; after 6,000 GAN steps the harmonics of copy synthesis still did not follow the
+  source's pitch (session 12 in `TRAINING.md`), which these supervise directly.
 """
 
 from __future__ import annotations
@@ -25,6 +30,46 @@ def _stft_mag(x: torch.Tensor, n_fft: int, hop: int, win: int) -> torch.Tensor:
     window = torch.hann_window(win, device=x.device)
     spec = torch.stft(x.float(), n_fft, hop, win, window, center=True, return_complex=True)
     return spec.abs().clamp(min=1e-7)  # (B, F, T)
+
+
+def _unit(spec: torch.Tensor, eps: float) -> torch.Tensor:
+    return spec / (spec.abs() + eps)
+
+
+def phase_loss(
+    y_hat: torch.Tensor, y: torch.Tensor, n_fft: int = 1024, hop: int = 256, eps: float = 1e-4
+) -> dict[str, torch.Tensor]:
+    """Phase distances of ``(B, T)`` waveforms, each 1 − cos of an angle difference (0 when equal,
+    2 when opposite), averaged over bins weighted by the target's magnitude (so noise-floor bins,
+    whose phase is arbitrary, barely count):
+
+    - ``ip``: instantaneous phase, ∠ŷ − ∠y per bin;
+    - ``iaf``: instantaneous frequency, the phase advance from frame to frame;
+    - ``gd``: group delay, the phase step from bin to bin.
+
+    APNet uses anti-wrapped absolute differences of angles; the cosine form computes the same
+    differences as products of unit phasors, needs no ``atan2`` and has no wrap-around, and its
+    gradient stays finite where the output is silent (``eps``)."""
+    window = torch.hann_window(n_fft, device=y.device)
+
+    def stft(x: torch.Tensor) -> torch.Tensor:
+        return torch.stft(x.float(), n_fft, hop, n_fft, window, center=True, return_complex=True)
+
+    s_hat, s = stft(y_hat), stft(y)
+    u_hat, u = _unit(s_hat, eps), _unit(s, eps).detach()
+    w = s.abs().detach()
+    w = w / w.mean(dim=(1, 2), keepdim=True).clamp(min=1e-8)
+
+    def dist(a: torch.Tensor, b: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        return ((1.0 - (a * b.conj()).real) * weight).mean()
+
+    return {
+        "ip": dist(u_hat, u, w),
+        "iaf": dist(u_hat[..., 1:] * u_hat[..., :-1].conj(), u[..., 1:] * u[..., :-1].conj(),
+                    torch.minimum(w[..., 1:], w[..., :-1])),
+        "gd": dist(u_hat[:, 1:] * u_hat[:, :-1].conj(), u[:, 1:] * u[:, :-1].conj(),
+                   torch.minimum(w[:, 1:], w[:, :-1])),
+    }  # fmt: skip
 
 
 def multi_resolution_stft_loss(
