@@ -160,6 +160,13 @@ aqaa train vocoder --data "$D/c3" --out "$R/vocmel3" --flow-steps 0 --mel-steps 
   --mel-phase-advance --threads 1
 aqaa train vocoder-join --flow "$R/voc3/vocoder" --mel "$R/vocmel3/vocoder" --out "$R/voc3pa"
 aqaa eval vocoder --data "$D/c3" --vocoder "$R/voc3pa" --split valid -n 8
-# Planned next: SFT-1 from lm13 with --asr-replay 0.2 --qa-replay 0.2 --ctc-weight 0.5
-# --guide-weight 1.0 --speech-guide-weight 1.0, then read-aloud, `aqaa train ship --out` and
-# `aqaa eval run --model` before anything replaces the default.
+# session 12: SFT-1 from lm13's step 900 (pretraining paused meanwhile; resumes with --resume),
+# shipped as a candidate and measured on the suite
+aqaa train sft --stage 1 --data "$D/c3,$D/questions" --out "$R/lm13" \
+  --init "$R/lm13/pretrain/ckpt/step_00000900" --asr-replay 0.2 --qa-replay 0.2 --ctc-weight 0.5 \
+  --guide-weight 1.0 --speech-guide-weight 1.0 --max-steps 300 --ckpt-every 50 --threads 1
+aqaa train ship --tokenizer "$R/tok5" --lm "$R/lm13/sft1/final" --vocoder "$R/voc3pa" --out "$R/cand12"
+aqaa eval run --model "$R/cand12" --system e2e --out "$R/eval_cand12"
+# session 12: the mel vocoder continued with the phase losses (started; resume with --resume)
+aqaa train vocoder --data "$D/c3" --out "$R/vocmel4" --init "$R/voc3pa" --flow-steps 0 \
+  --mel-steps 4000 --gan-start 0 --phase-weight 5 --threads 1
