@@ -54,7 +54,7 @@ class _Linear:
     """`x @ w.T` with `w` stored dense (fp32/bf16) or packed for fbgemm (fp16 or int8)."""
 
     def __init__(self, w: torch.Tensor, fmt: WeightFormat, dtype: torch.dtype) -> None:
-        self.fmt, self.dtype, self.out_features = fmt, dtype, w.shape[0]
+        self.fmt, self.dtype = fmt, dtype
         w = w.detach().float().contiguous()
         if fmt == "dense":
             self.w = w.to(dtype).contiguous()
