@@ -241,13 +241,17 @@ class Engine:
         config: EngineConfig | None = None,
         decode_dtype: torch.dtype = torch.float32,
         mode: Mode = "speech",
+        lm_weights: WeightFormat | None = None,
     ) -> None:
+        """`lm_weights` overrides the config's storage of the LM matrices."""
         self.tokenizer = tokenizer
         self.model = model
         self.vocab = vocab
         self.vocoder = vocoder
         max_len = int(model.config.max_position_embeddings)
         self.config = config or EngineConfig.for_context(max_len, mode)
+        if lm_weights is not None:
+            self.config = dataclasses.replace(self.config, lm_weights=lm_weights)
         self.grammar = Grammar(vocab, self.config.format)
         self.decoder = LeanDecoder(
             model, max_len=max_len, dtype=decode_dtype, weights=self.config.lm_weights
@@ -284,12 +288,7 @@ class Engine:
             voc.check_tokenizer(fingerprint, what)
         except ValueError as e:
             raise EngineError(str(e)) from None
-        if lm_weights is not None:
-            base = config or EngineConfig.for_context(
-                int(model.config.max_position_embeddings), mode
-            )
-            config = dataclasses.replace(base, lm_weights=lm_weights)
-        return cls(tok, model, vocab, voc, config, mode=mode)
+        return cls(tok, model, vocab, voc, config, mode=mode, lm_weights=lm_weights)
 
     # ---- prompts --------------------------------------------------------------------------------
 
