@@ -11,6 +11,7 @@ from pathlib import Path
 import librosa
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 import typer
 from typer.testing import CliRunner
@@ -37,6 +38,7 @@ from aqaa.eval.judge import (
 from aqaa.eval.report import compare, write_report
 from aqaa.eval.runner import (
     CascadeSystem,
+    EvalError,
     RunConfig,
     Workbench,
     judge_turn,
@@ -303,6 +305,36 @@ def test_suite_validation_names_the_problem() -> None:
     bad(lambda d: d.update(items=[]), "no items")
     with pytest.raises(SuiteError, match="no suite"):
         load_suite("no-such-suite")
+
+
+def test_examples_suite_asks_the_bundled_recordings(tmp_path: Path) -> None:
+    suite = load_suite(EXAMPLES / "suite.json")
+    stems = sorted(p.stem for p in EXAMPLES.glob("*.wav"))
+    assert sorted(i.id for i in suite.items) == stems
+    meta = {e["file"]: e for e in json.loads((EXAMPLES / "questions.json").read_text())}
+    for item in suite.items:
+        (turn,) = item.turns
+        assert Path(turn.audio) == (EXAMPLES / f"{item.id}.wav").resolve()
+        assert turn.question == meta[f"{item.id}.wav"]["question"]
+        assert turn.accept == meta[f"{item.id}.wav"]["accept"]
+    bench = Workbench(tmp_path, engine=object(), judge=object())
+    first = next(i for i in suite.items if i.id == "question")
+    x = bench.question(first, 0, first.turns[0])  # the recording itself, no rendering
+    ref, sr = sf.read(QUESTION, dtype="float32")
+    assert sr == SR and x.dtype == np.float32 and np.allclose(x, ref, atol=1e-4)
+
+    data = suite.to_dict()
+    data["items"][0]["turns"][0]["audio"] = "missing.wav"
+    with pytest.raises(SuiteError, match="no audio file"):
+        parse_suite(data, "t", tmp_path)
+    data["items"][0]["turns"][0]["audio"] = 3
+    with pytest.raises(SuiteError, match="audio must be a file path"):
+        parse_suite(data, "t", tmp_path)
+    (tmp_path / "q.wav").write_bytes(b"not a wav at all")
+    data["items"][0]["turns"][0]["audio"] = "q.wav"
+    broken = parse_suite(data, "t", tmp_path)
+    with pytest.raises(EvalError, match="cannot use"):
+        bench.question(broken.items[0], 0, broken.items[0].turns[0])
 
 
 @pytest.mark.engines

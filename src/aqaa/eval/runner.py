@@ -44,7 +44,7 @@ from typing import Any, Literal
 import numpy as np
 import soundfile as sf
 
-from aqaa.audio import save_audio
+from aqaa.audio import AudioError, load_audio, save_audio
 from aqaa.data.schema import Sentence
 from aqaa.data.styles import STYLES, Prosody, style_prosody
 from aqaa.eval.acoustics import Acoustics, dnsmos, measure, style_pass
@@ -212,11 +212,18 @@ class Workbench:
     # questions ------------------------------------------------------------------------------------
 
     def _question_path(self, item: SuiteItem, k: int, turn: SuiteTurn) -> Path:
-        key = _hash(turn.question, turn.voice, turn.prosody, turn.target_f0)
+        recorded = (turn.audio,) if turn.audio is not None else ()
+        key = _hash(turn.question, turn.voice, turn.prosody, turn.target_f0, *recorded)
         return self.cache / "questions" / f"{item.id}_t{k}_{key}.wav"
 
     def question(self, item: SuiteItem, k: int, turn: SuiteTurn) -> np.ndarray:
-        """The rendered question (16 kHz), from the cache or rendered now and cached."""
+        """The rendered question (16 kHz), from the cache or rendered now and cached; or the
+        turn's recording (`audio`), resampled."""
+        if turn.audio is not None:
+            try:
+                return load_audio(turn.audio, target_rate=QUESTION_RATE, normalize=False)
+            except (AudioError, OSError) as e:
+                raise EvalError(f"{item.id}: cannot use {turn.audio}: {e}") from None
         path = self._question_path(item, k, turn)
         if path.is_file():
             return _read_wav(path)[0]

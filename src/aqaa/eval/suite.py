@@ -20,6 +20,9 @@ no code: write the JSON by hand or with `aqaa eval make-suite`.
            "paralinguistic": null}]}]}                # voice understanding: the expected label:
                                                       # {"attribute", "label", "accept", "reject"}
 
+A turn may also name a recording, `"audio": "question.wav"` (relative to the suite file): it is
+asked instead of a rendering of `question` (`examples/suite.json` asks the bundled examples so).
+
 `make_suite` draws items from the *test* split of the task generators (phrasings never trained on)
 and gives each dialogue a test-split or reserved voice (never trained on) with the same voice and
 prosody planning as the corpus builder (`aqaa.data.corpus`), so a suite question sounds like a
@@ -79,6 +82,7 @@ class SuiteTurn:
     human_style: str = "neutral"
     target_f0: float | None = None
     paralinguistic: Paralinguistic | None = None
+    audio: str | None = None  # a recording asked instead of rendering `question` (absolute path)
 
     @property
     def expected_style(self) -> str:
@@ -134,6 +138,8 @@ class Suite:
         def turn(t: SuiteTurn) -> dict[str, Any]:
             d = asdict(t)
             d["prosody"] = _compact_prosody(t.prosody)
+            if d["audio"] is None:
+                del d["audio"]
             return d
 
         return {
@@ -200,7 +206,7 @@ def _str_list(v: Any, where: str, nonempty: bool = True) -> list[str]:
     return list(v)
 
 
-def _parse_turn(d: Any, where: str) -> SuiteTurn:
+def _parse_turn(d: Any, where: str, root: Path | None = None) -> SuiteTurn:
     if not isinstance(d, dict):
         raise SuiteError(f"{where} must be an object")
     question = _req(d, "question", str, where).strip()
@@ -235,6 +241,14 @@ def _parse_turn(d: Any, where: str) -> SuiteTurn:
             accept=_str_list(para.get("accept"), f"{where}.paralinguistic.accept"),
             reject=_str_list(para.get("reject", []), f"{where}.paralinguistic.reject", False),
         )
+    audio = d.get("audio")
+    if audio is not None:
+        if not isinstance(audio, str) or not audio:
+            raise SuiteError(f"{where}: audio must be a file path or null")
+        path = Path(audio) if root is None else root / audio
+        if not path.is_file():
+            raise SuiteError(f"{where}: no audio file {path}")
+        audio = str(path.resolve())
     return SuiteTurn(
         question=question,
         voice=voice,
@@ -245,11 +259,13 @@ def _parse_turn(d: Any, where: str) -> SuiteTurn:
         human_style=human_style,
         target_f0=None if target is None else float(target),
         paralinguistic=p_obj,
+        audio=audio,
     )
 
 
-def parse_suite(data: Any, source: str = "suite") -> Suite:
-    """Validate the JSON of a suite (raises `SuiteError` naming the first problem)."""
+def parse_suite(data: Any, source: str = "suite", root: Path | None = None) -> Suite:
+    """Validate the JSON of a suite (raises `SuiteError` naming the first problem); turns'
+    `audio` paths are relative to `root` (the suite file's folder)."""
     if not isinstance(data, dict):
         raise SuiteError(f"{source}: a suite is a JSON object")
     name = _req(data, "name", str, source)
@@ -276,7 +292,7 @@ def parse_suite(data: Any, source: str = "suite") -> Suite:
         turns_raw = _req(it, "turns", list, where)
         if not turns_raw:
             raise SuiteError(f"{where}: no turns")
-        turns = [_parse_turn(t, f"{where} ({iid}) turn {j}") for j, t in enumerate(turns_raw)]
+        turns = [_parse_turn(t, f"{where} ({iid}) turn {j}", root) for j, t in enumerate(turns_raw)]
         items.append(
             SuiteItem(iid, cat, turns, str(it.get("intent", "")), list(it.get("templates", [])))
         )
@@ -296,7 +312,7 @@ def load_suite(name_or_path: str | Path) -> Suite:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as e:
         raise SuiteError(f"cannot read suite {path}: {e}") from None
-    return parse_suite(data, str(path))
+    return parse_suite(data, str(path), path.parent)
 
 
 def save_suite(suite: Suite, path: str | Path) -> Path:
