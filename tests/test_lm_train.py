@@ -15,7 +15,7 @@ import torch
 
 from aqaa.lm.data import write_synthetic_corpus
 from aqaa.lm.model import build_model, load_checkpoint
-from aqaa.train.loop import LoopConfig, latest_checkpoint, read_log
+from aqaa.train.loop import LoopConfig, _save_best, best_checkpoint, latest_checkpoint, read_log
 from aqaa.train.pretrain import PretrainConfig, run_pretrain
 from aqaa.train.stage import load_config, stage_dir
 
@@ -106,6 +106,33 @@ def test_pretrain_learns_and_writes_a_standard_checkpoint(corpus: Path, tmp_path
     assert load_config(PretrainConfig, res.final) == cfg
     # two checkpoints were written, the pointer names the last
     assert latest_checkpoint(sdir).name == "step_00000010"
+    # best/ holds the weights of the lowest held-out loss (the total: the random audio codes
+    # can make it rise while the text loss falls), equal to that step's checkpoint
+    path, loss, step = best_checkpoint(sdir)
+    low = min(evals, key=lambda r: r["loss"])
+    assert (step, loss) == (low["step"], low["loss"])
+    best, _ = load_checkpoint(path)
+    same, _ = load_checkpoint(sdir / "ckpt" / f"step_{step:08d}")
+    for (k, a), b in zip(same.state_dict().items(), best.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, msg=k)
+
+
+def test_best_weights_survive_a_kill_while_being_replaced(tmp_path: Path) -> None:
+    from aqaa.lm.model import build_model
+    from aqaa.lm.vocab import train_vocab
+
+    vocab = train_vocab(["what is the capital of peru", "lima is"] * 20, 300)
+    model = build_model("tiny", vocab.size, seed=0)
+    assert best_checkpoint(tmp_path) is None
+    _save_best(tmp_path, 200, 2.5, model, vocab, {})
+    assert best_checkpoint(tmp_path)[1:] == (2.5, 200)
+    _save_best(tmp_path, 400, 2.25, model, vocab, {})
+    assert best_checkpoint(tmp_path)[1:] == (2.25, 400)
+    assert [p.name for p in tmp_path.iterdir()] == ["best"]
+    # a kill between moving best/ aside and renaming the new one in: the old one still counts
+    (tmp_path / "best").rename(tmp_path / ".old_best_123")
+    path, loss, step = best_checkpoint(tmp_path)
+    assert (path.name, loss, step) == (".old_best_123", 2.25, 400)
 
 
 def test_resume_after_kill_matches_uninterrupted_run(corpus: Path, tmp_path: Path) -> None:

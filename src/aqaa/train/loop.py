@@ -17,8 +17,10 @@
   `loss.png`, both in the stage directory.
 
 Stage directory layout: `train_config.json`, `log.jsonl`, `loss.png`, `latest`,
-`ckpt/step_XXXXXXXX/` (HF checkpoint + tokenizer + `trainer_state.pt` + `train_config.json`), and
-`final/` (HF checkpoint + tokenizer + `train_config.json`) at the end.
+`ckpt/step_XXXXXXXX/` (HF checkpoint + tokenizer + `trainer_state.pt` + `train_config.json`),
+`best/` (the weights at the lowest held-out loss so far, with `best.json` naming the step and loss:
+a small corpus is memorised within a few hundred steps, and the last checkpoint is then not the
+one to keep), and `final/` (HF checkpoint + tokenizer + `train_config.json`) at the end.
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ LATEST = "latest"
 FINAL = "final"
 STATE_FILE = "trainer_state.pt"
 CONFIG_FILE = "train_config.json"
+BEST = "best"
+BEST_FILE = "best.json"
 LOG_FILE = "log.jsonl"
 
 
@@ -438,6 +442,9 @@ def _train(
                 _append_log(stage_dir, row)
                 if on_log:
                     on_log(row)
+                best = best_checkpoint(stage_dir)
+                if "loss" in ev and (best is None or ev["loss"] < best[1]):
+                    _save_best(stage_dir, done, float(ev["loss"]), model, vocab, config)
         if done % cfg.ckpt_every == 0 and done < cfg.max_steps:
             _checkpoint(stage_dir, done, model, vocab, optimizer, config, cfg, d)
         if stop_after is not None and done >= stop_after:
@@ -461,6 +468,37 @@ def _train(
         plot_losses(stage_dir)
     d.barrier()
     return TrainResult(final, cfg.max_steps, last)
+
+
+def best_checkpoint(stage_dir: str | Path) -> tuple[Path, float, int] | None:
+    """`(path, held-out loss, step)` of a stage's `best/` weights, if any were saved (or the
+    previous best, if a kill came while `best/` was being replaced)."""
+    p = Path(stage_dir) / BEST
+    if not p.exists():
+        p = next(iter(sorted(Path(stage_dir).glob(f".old_{BEST}_*"))), p)
+    try:
+        info = json.loads((p / BEST_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return p, float(info["loss"]), int(info["step"])
+
+
+def _save_best(
+    stage_dir: Path, step: int, loss: float, model: nn.Module, vocab: Vocab, config: dict[str, Any]
+) -> None:
+    """Replace `best/` atomically with the current weights (no optimizer state)."""
+    tmp = stage_dir / f".tmp_best_{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    save_checkpoint(model, vocab, tmp)
+    write_json_atomic(tmp / CONFIG_FILE, config)
+    write_json_atomic(tmp / BEST_FILE, {"step": step, "loss": loss})
+    best = stage_dir / BEST
+    old = stage_dir / f".old_{BEST}_{os.getpid()}"
+    if best.exists():
+        os.replace(best, old)
+    os.replace(tmp, best)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _checkpoint(
