@@ -170,3 +170,15 @@ aqaa eval run --model "$R/cand12" --system e2e --out "$R/eval_cand12"
 # session 12: the mel vocoder continued with the phase losses (started; resume with --resume)
 aqaa train vocoder --data "$D/c3" --out "$R/vocmel4" --init "$R/voc3pa" --flow-steps 0 \
   --mel-steps 4000 --gan-start 0 --phase-weight 5 --threads 1
+# session 13 (a new machine: corpora rebuilt with the shipped tokenizer; c3 was memorised by the
+# shipped LM, so a new seed c4 and more spoken questions widen the data)
+aqaa data babble --source questions --out "$D/questions" --hours 3 --seed 11 --workers 2
+aqaa data build --out "$D/c3" --hours 4 --seed 2 --workers 2
+aqaa data build --out "$D/c4" --hours 6 --seed 3 --workers 2
+aqaa data babble --source questions --out "$D/questions2" --hours 2 --seed 12 --workers 2
+for c in questions c3 c4 questions2; do aqaa data tokenize "$D/$c" --tokenizer src/aqaa/weights/tokenizer; done
+aqaa train pretrain --data "$D/c4,$D/c3,$D/questions,$D/questions2" --out "$R/lm15" \
+  --init src/aqaa/weights/lm --max-steps 1200 --batch-size 32 --micro-batch 16 --lr 2e-4 \
+  --ctc-weight 0.5 --guide-weight 1.0 --speech-guide-weight 1.0 \
+  --mixture asr=1,continuation=0,tts=0.5,interleaved=1.5,text_qa=0.3,generated_qa=1 \
+  --ckpt-every 100 --threads 2
