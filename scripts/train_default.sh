@@ -182,3 +182,12 @@ aqaa train pretrain --data "$D/c4,$D/c3,$D/questions,$D/questions2" --out "$R/lm
   --ctc-weight 0.5 --guide-weight 1.0 --speech-guide-weight 1.0 \
   --mixture asr=1,continuation=0,tts=0.5,interleaved=1.5,text_qa=0.3,generated_qa=1 \
   --ckpt-every 100 --threads 2
+aqaa train sft --stage 1 --data "$D/c4,$D/c3,$D/questions,$D/questions2" --out "$R/lm15" \
+  --init "$R/lm15/pretrain/best" --asr-replay 0.2 --qa-replay 0.2 --ctc-weight 0.5 \
+  --guide-weight 1.0 --speech-guide-weight 1.0 --max-steps 400 --ckpt-every 100 --threads 2
+aqaa train ship --tokenizer src/aqaa/weights/tokenizer --lm "$R/lm15/sft1/final" \
+  --vocoder src/aqaa/weights/vocoder --out "$R/cand13"
+aqaa eval run --model "$R/cand13" --system e2e --out "$R/eval_cand13" --threads 2   # not shipped
+# session 14: the shipped mel vocoder continued on c4 with the phase losses (4.2 steps/s here)
+aqaa train vocoder --data "$D/c4" --out "$R/vocmel5" --init src/aqaa/weights/vocoder --flow-steps 0 \
+  --mel-steps 10000 --gan-start 0 --phase-weight 5 --threads 2
