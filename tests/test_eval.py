@@ -35,8 +35,9 @@ from aqaa.eval.judge import (
     wer,
     whisper_model_dir,
 )
-from aqaa.eval.report import compare, write_report
+from aqaa.eval.report import compare, summary_table, write_report
 from aqaa.eval.runner import (
+    METRICS,
     CascadeSystem,
     EvalError,
     RunConfig,
@@ -477,6 +478,7 @@ def test_smoke_run_both_systems_writes_results_and_report(
         (["run", "--out", "{tmp}", "--model", "{tmp}/missing"], "not a directory"),
         (["run", "--out", "{tmp}", "--model", "{tmp}", "--suite", "smoke"], "no model"),
         (["compare", "{tmp}/a.json", "{tmp}/b.json"], "no results"),
+        (["table", "{tmp}/a.json"], "no results"),
         (["make-suite", "--categories", "cooking", "--out", "{tmp}/x.json"], "unknown category"),
     ],
 )
@@ -487,3 +489,30 @@ def test_cli_bad_input_is_one_line_and_exit_2(
     assert result.exit_code == 2, result.output
     assert message in result.output
     assert result.output.strip().startswith("error:")
+
+
+def _fake_results(path: Path, **summary: float) -> Path:
+    path.mkdir(parents=True)
+    data = {"systems": {"e2e": {"summary": summary, "per_category": {}, "items": []}}}
+    (path / "results.json").write_text(json.dumps(data))
+    return path
+
+
+def test_summary_table_lines_up_runs(tmp_path: Path) -> None:
+    a = _fake_results(tmp_path / "sft1", content_accuracy=0.026, rtf_median=0.5)
+    b = _fake_results(tmp_path / "merged", content_accuracy=0.0391)
+    text = summary_table([("sft1", json.loads((a / "results.json").read_text())),
+                          ("merged", json.loads((b / "results.json").read_text()))])  # fmt: skip
+    lines = text.splitlines()
+    assert lines[0] == "| metric | sft1 | merged |"
+    assert "| content_accuracy | 0.026 | 0.039 |" in lines
+    assert "| rtf_median | 0.500 | – |" in lines
+    assert len(lines) == 2 + len(METRICS)
+    with pytest.raises(ValueError, match="no 'cascade' results"):
+        summary_table([("sft1", json.loads((a / "results.json").read_text()))], "cascade")
+    # the command: directory names as column names, or --names
+    out = runner.invoke(_app(), ["table", str(a), str(b / "results.json")])
+    assert out.exit_code == 0, out.output
+    assert out.output.startswith("| metric | sft1 | merged |")
+    out = runner.invoke(_app(), ["table", str(a), str(b), "--names", "only-one"])
+    assert out.exit_code == 2 and "1 names for 2 runs" in out.output

@@ -129,6 +129,36 @@ def compare(
     console.print(t)
 
 
+def table(
+    runs: Annotated[
+        list[Path], typer.Argument(help="results.json files or run directories, in column order.")
+    ],
+    names: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated column names (default: the directory names)."),
+    ] = None,
+    system: Annotated[str, typer.Option(help="Which system's numbers: e2e or cascade.")] = "e2e",
+) -> None:
+    """Print the summary metrics of several runs as one markdown table (e.g. a stage ablation)."""
+    from aqaa.eval.report import summary_table
+    from aqaa.eval.runner import load_results
+
+    labels = [n.strip() for n in names.split(",")] if names else [_run_name(p) for p in runs]
+    if len(labels) != len(runs):
+        raise _fail(f"{len(labels)} names for {len(runs)} runs")
+    try:
+        text = summary_table(
+            [(n, load_results(p)) for n, p in zip(labels, runs, strict=True)], system
+        )
+    except (FileNotFoundError, ValueError) as e:
+        raise _fail(str(e)) from None
+    typer.echo(text, nl=False)
+
+
+def _run_name(p: Path) -> str:
+    return p.parent.name if p.is_file() else p.name
+
+
 def _num3(v: float | None) -> str:
     return "–" if v is None else f"{v:.3f}"
 
@@ -170,6 +200,7 @@ def register(app: typer.Typer) -> None:
     """Add `run`, `compare` and `make-suite` to the `aqaa eval` group."""
     app.command("run")(run)
     app.command("compare")(compare)
+    app.command("table")(table)
     app.command("make-suite")(make_suite)
     app.command("vocoder")(eval_vocoder)
     app.command("token-probe")(token_probe)

@@ -9,7 +9,8 @@ run made elsewhere) and writes `out/report.md` with PNG charts beside it (matplo
   the seconds of speech produced (the RTF = 1 line marks real time).
 
 `compare(a, b)` lines up the summary and per-category numbers of two results files, for
-`aqaa eval compare A B`.
+`aqaa eval compare A B`; `summary_table(runs)` puts the summaries of any number of runs side by
+side as one markdown table (an ablation: `aqaa eval table A B C …`).
 """
 
 from __future__ import annotations
@@ -317,3 +318,24 @@ def _diff(va: Any, vb: Any) -> tuple[float | None, float | None, float | None]:
     fa = float(va) if isinstance(va, int | float) else None
     fb = float(vb) if isinstance(vb, int | float) else None
     return fa, fb, (fb - fa if fa is not None and fb is not None else None)
+
+
+def summary_table(
+    runs: Sequence[tuple[str, dict[str, Any]]], system: str = "e2e", digits: int = 3
+) -> str:
+    """A markdown table: one row per summary metric, one column per (name, results) run, for
+    `system`; a run without that system is an error (a missing metric shows as "–")."""
+    if not runs:
+        raise ValueError("no runs to tabulate")
+    for name, data in runs:
+        if system not in data.get("systems", {}):
+            have = sorted(data.get("systems", {}))
+            raise ValueError(f"run {name!r} has no {system!r} results (it has {have})")
+    lines = [
+        "| metric | " + " | ".join(name for name, _ in runs) + " |",
+        "|---|" + "---|" * len(runs),
+    ]
+    for m in METRICS:
+        vals = [_fmt(d["systems"][system]["summary"].get(m), digits) for _, d in runs]
+        lines.append(f"| {m} | " + " | ".join(vals) + " |")
+    return "\n".join(lines) + "\n"
