@@ -191,3 +191,23 @@ aqaa eval run --model "$R/cand13" --system e2e --out "$R/eval_cand13" --threads 
 # session 14: the shipped mel vocoder continued on c4 with the phase losses (4.2 steps/s here)
 aqaa train vocoder --data "$D/c4" --out "$R/vocmel5" --init src/aqaa/weights/vocoder --flow-steps 0 \
   --mel-steps 10000 --gan-start 0 --phase-weight 5 --threads 2
+# session 15 (a fresh machine: c4 rebuilt, vocmel5 lost): the stage ablation on the shipped SFT-1,
+# each stage shipped with tok5 + voc3pa and measured on the suite; DPO alone was best and shipped
+aqaa data build --out "$D/c4" --hours 6 --seed 3 --workers 2
+aqaa data tokenize "$D/c4" --tokenizer src/aqaa/weights/tokenizer
+aqaa eval run --out "$R/eval_sft1" --system e2e --threads 2          # the shipped SFT-1 alone
+aqaa train sft --stage 2 --data "$D/c4" --out "$R/lm16" --init src/aqaa/weights/lm --asr-replay 0.2 \
+  --qa-replay 0.2 --ctc-weight 0.5 --guide-weight 1.0 --speech-guide-weight 1.0 --max-steps 300 \
+  --ckpt-every 100 --threads 2
+aqaa train dpo --data "$D/c4" --out "$R/lm16" --init src/aqaa/weights/lm \
+  --reference src/aqaa/weights/lm --max-steps 100 --ckpt-every 50 --threads 2
+aqaa train merge --out "$R/lm16" --input src/aqaa/weights/lm --input "$R/lm16/sft2/final" \
+  --input "$R/lm16/dpo/final" --weights 5,5,1
+for s in sft2 dpo merged; do
+  lm="$R/lm16/$s/final"; [ "$s" = merged ] && lm="$R/lm16/merged"
+  aqaa train ship --tokenizer src/aqaa/weights/tokenizer --lm "$lm" \
+    --vocoder src/aqaa/weights/vocoder --out "$R/cand_$s"
+  aqaa eval run --model "$R/cand_$s" --out "$R/eval_$s" --system e2e --threads 2
+done
+aqaa eval table "$R/eval_sft1" "$R/eval_sft2" "$R/eval_dpo" "$R/eval_merged"
+cp "$R/cand_dpo/lm/model.safetensors" src/aqaa/weights/lm/   # shipped (shipped.json by hand)
