@@ -211,3 +211,10 @@ for s in sft2 dpo merged; do
 done
 aqaa eval table "$R/eval_sft1" "$R/eval_sft2" "$R/eval_dpo" "$R/eval_merged"
 cp "$R/cand_dpo/lm/model.safetensors" src/aqaa/weights/lm/   # shipped (shipped.json by hand)
+# session 15: a short continuation of the shipped mel vocoder on c4 (the 10k-step one was lost)
+aqaa train vocoder --data "$D/c4" --out "$R/vocmel5" --init src/aqaa/weights/vocoder --flow-steps 0 \
+  --mel-steps 2500 --gan-start 0 --phase-weight 5 --threads 2
+aqaa train vocoder-join --flow src/aqaa/weights/vocoder --mel "$R/vocmel5/vocoder" --out "$R/voc5pa"
+for v in "$R/voc5pa" src/aqaa/weights/vocoder; do
+  aqaa eval vocoder --data "$D/c4" --vocoder "$v" --split valid -n 8
+done
