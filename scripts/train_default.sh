@@ -218,3 +218,5 @@ aqaa train vocoder-join --flow src/aqaa/weights/vocoder --mel "$R/vocmel5/vocode
 for v in "$R/voc5pa" src/aqaa/weights/vocoder; do
   aqaa eval vocoder --data "$D/c4" --vocoder "$v" --split valid -n 8
 done
+aqaa train ship --tokenizer src/aqaa/weights/tokenizer --lm src/aqaa/weights/lm --vocoder "$R/voc5pa" --out "$R/cand_dpo_v5"
+aqaa eval run --model "$R/cand_dpo_v5" --out "$R/eval_dpo_v5" --system e2e --threads 2   # not shipped
