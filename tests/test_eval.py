@@ -43,6 +43,7 @@ from aqaa.eval.runner import (
     RunConfig,
     Workbench,
     judge_turn,
+    load_results,
     run_suite,
     speakable,
     split_sentences,
@@ -501,15 +502,14 @@ def _fake_results(path: Path, **summary: float) -> Path:
 def test_summary_table_lines_up_runs(tmp_path: Path) -> None:
     a = _fake_results(tmp_path / "sft1", content_accuracy=0.026, rtf_median=0.5)
     b = _fake_results(tmp_path / "merged", content_accuracy=0.0391)
-    text = summary_table([("sft1", json.loads((a / "results.json").read_text())),
-                          ("merged", json.loads((b / "results.json").read_text()))])  # fmt: skip
+    text = summary_table([("sft1", load_results(a)), ("merged", load_results(b))])
     lines = text.splitlines()
     assert lines[0] == "| metric | sft1 | merged |"
     assert "| content_accuracy | 0.026 | 0.039 |" in lines
     assert "| rtf_median | 0.500 | – |" in lines
     assert len(lines) == 2 + len(METRICS)
     with pytest.raises(ValueError, match="no 'cascade' results"):
-        summary_table([("sft1", json.loads((a / "results.json").read_text()))], "cascade")
+        summary_table([("sft1", load_results(a))], "cascade")
     # the command: directory names as column names, or --names
     out = runner.invoke(_app(), ["table", str(a), str(b / "results.json")])
     assert out.exit_code == 0, out.output

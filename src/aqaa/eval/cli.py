@@ -197,7 +197,7 @@ def make_suite(
 
 
 def register(app: typer.Typer) -> None:
-    """Add `run`, `compare` and `make-suite` to the `aqaa eval` group."""
+    """Add `run`, `compare`, `table`, `make-suite`, `vocoder` and `token-probe` to `aqaa eval`."""
     app.command("run")(run)
     app.command("compare")(compare)
     app.command("table")(table)
