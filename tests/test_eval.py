@@ -37,6 +37,7 @@ from aqaa.eval.judge import (
 )
 from aqaa.eval.report import compare, summary_table, write_report
 from aqaa.eval.runner import (
+    E2ESystem,
     METRICS,
     CascadeSystem,
     EvalError,
@@ -476,6 +477,8 @@ def test_smoke_run_both_systems_writes_results_and_report(
         (["run", "--out", "{tmp}", "--suite", "no-such-suite"], "no suite"),
         (["run", "--out", "{tmp}", "--system", "both-ish"], "--system"),
         (["run", "--out", "{tmp}", "--limit", "0"], "--limit"),
+        (["run", "--out", "{tmp}", "--audio-temperature", "-1"], "temperatures must be >= 0"),
+        (["run", "--out", "{tmp}", "--top-p", "0"], "top_p must be in (0, 1]"),
         (["run", "--out", "{tmp}", "--model", "{tmp}/missing"], "not a directory"),
         (["run", "--out", "{tmp}", "--model", "{tmp}", "--suite", "smoke"], "no model"),
         (["compare", "{tmp}/a.json", "{tmp}/b.json"], "no results"),
@@ -490,6 +493,13 @@ def test_cli_bad_input_is_one_line_and_exit_2(
     assert result.exit_code == 2, result.output
     assert message in result.output
     assert result.output.strip().startswith("error:")
+
+
+def test_e2e_system_takes_the_audio_sampler_from_the_run_config(tmp_path: Path) -> None:
+    cfg = RunConfig(audio_temperature=0.3, top_k=7, top_p=0.8, max_new_tokens=99, seed=4)
+    s = E2ESystem(Workbench(tmp_path, engine=object(), judge=object()), cfg).sampling  # type: ignore[arg-type]
+    assert (s.audio_temperature, s.top_k, s.top_p, s.max_new_tokens, s.seed) == (0.3, 7, 0.8, 99, 4)
+    assert s.text_temperature == 0.0  # text stays greedy
 
 
 def _fake_results(path: Path, **summary: float) -> Path:

@@ -43,6 +43,11 @@ def run(
     ] = True,
     threads: Annotated[int | None, typer.Option(help="torch threads (default: torch's).")] = None,
     seed: Annotated[int, typer.Option(help="Sampling seed of the e2e audio channel.")] = 0,
+    audio_temperature: Annotated[
+        float, typer.Option(help="Temperature of the e2e audio channel (0 = greedy).")
+    ] = 0.7,
+    top_k: Annotated[int, typer.Option(help="Top-k of the e2e sampler (0 = off).")] = 50,
+    top_p: Annotated[float, typer.Option(help="Top-p of the e2e sampler.")] = 0.95,
 ) -> None:
     """Run a suite through the end-to-end model and/or the cascade baseline, judge every answer
     with Whisper and acoustic measures, and write results.json and report.md."""
@@ -71,9 +76,18 @@ def run(
         s = load_suite(suite)
     except SuiteError as e:
         raise _fail(str(e)) from None
+    from aqaa.engine import SamplingConfig
+
+    try:  # the sampler's own checks, before any model loads
+        SamplingConfig(audio_temperature=audio_temperature, top_k=top_k, top_p=top_p)
+    except ValueError as e:
+        raise _fail(str(e)) from None
     cfg = RunConfig(
         max_new_tokens=max_new_tokens,
         seed=seed,
+        audio_temperature=audio_temperature,
+        top_k=top_k,
+        top_p=top_p,
         dnsmos=dnsmos,
         cascade_styles=cascade_styles,
         judge=JudgeConfig(cpu_threads=threads or JudgeConfig().cpu_threads),

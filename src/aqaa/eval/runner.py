@@ -74,6 +74,10 @@ class RunConfig:
     #: default suite is 9 s): bounds the time a model that never stops can take.
     max_new_tokens: int = 600
     seed: int = 0
+    #: The e2e audio channel's sampler (text stays greedy); defaults as `SamplingConfig`'s.
+    audio_temperature: float = 0.7
+    top_k: int = 50
+    top_p: float = 0.95
     #: DNSMOS costs ~1 s per answer on 2 cores; off for quick runs.
     dnsmos: bool = True
     #: The cascade's TTS speaks each tagged sentence in its style preset (see module doc).
@@ -281,7 +285,13 @@ class E2ESystem:
         from aqaa.engine import SamplingConfig
 
         self.bench = bench
-        self.sampling = SamplingConfig(max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
+        self.sampling = SamplingConfig(
+            audio_temperature=cfg.audio_temperature,
+            top_k=cfg.top_k,
+            top_p=cfg.top_p,
+            max_new_tokens=cfg.max_new_tokens,
+            seed=cfg.seed,
+        )
         self.session: Any = None
 
     def start_dialogue(self) -> None:
