@@ -220,3 +220,20 @@ for v in "$R/voc5pa" src/aqaa/weights/vocoder; do
 done
 aqaa train ship --tokenizer src/aqaa/weights/tokenizer --lm src/aqaa/weights/lm --vocoder "$R/voc5pa" --out "$R/cand_dpo_v5"
 aqaa eval run --model "$R/cand_dpo_v5" --out "$R/eval_dpo_v5" --system e2e --threads 2   # not shipped
+# session 16 (a fresh AVX2 host, ~3× slower than session 15's: c4 rebuilt at 3 h, the prefix of the
+# 6 h plan): the e2e audio sampler swept on the suite, and the shipped DPO continued
+aqaa data build --out "$D/c4" --hours 3 --seed 3 --workers 2
+aqaa data tokenize "$D/c4" --tokenizer src/aqaa/weights/tokenizer
+aqaa eval run --out "$R/eval_t04" --system e2e --threads 2 --audio-temperature 0.4
+aqaa eval run --out "$R/eval_base" --system e2e --threads 1          # the shipped model, T 0.7
+mkdir -p "$R/sft1" && for f in config.json model.safetensors tokenizer.json tokenizer_config.json; do
+  git show 1b8d464:src/aqaa/weights/lm/$f > "$R/sft1/$f"   # the SFT-1 (DPO's reference) from history
+done
+aqaa train dpo --data "$D/c4" --out "$R/lm17" --init src/aqaa/weights/lm --reference "$R/sft1" \
+  --max-steps 300 --ckpt-every 100 --threads 2
+# (stopped at step 200 for the eval; `--resume` continues it)
+aqaa train ship --tokenizer src/aqaa/weights/tokenizer --lm "$R/lm17/dpo/ckpt/step_00000200" \
+  --vocoder src/aqaa/weights/vocoder --out "$R/cand_dpo300"
+aqaa eval run --model "$R/cand_dpo300" --out "$R/eval_dpo300" --system e2e --threads 2  # not shipped
+aqaa eval run --out "$R/eval_t10" --system e2e --threads 2 --audio-temperature 1.0
+aqaa eval table "$R/eval_base" "$R/eval_t04" "$R/eval_t10" "$R/eval_dpo300"

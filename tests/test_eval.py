@@ -37,9 +37,9 @@ from aqaa.eval.judge import (
 )
 from aqaa.eval.report import compare, summary_table, write_report
 from aqaa.eval.runner import (
-    E2ESystem,
     METRICS,
     CascadeSystem,
+    E2ESystem,
     EvalError,
     RunConfig,
     Workbench,
