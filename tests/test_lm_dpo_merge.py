@@ -226,3 +226,38 @@ def test_assemble_model_writes_a_candidate_beside_the_defaults(
     assert Engine.load(out).vocab == vocab
     with pytest.raises(ValueError, match="default model's directory"):
         assemble_model(tiny_model_dir, lm=tmp_path / "ck", defaults=tiny_model_dir)
+
+
+def test_dpo_audio_anchor_adds_the_chosen_audio_nll(setup) -> None:
+    """With `audio_sft_weight`, the loss is DPO + w × mean audio NLL of each chosen answer; the
+    DPO part and its statistics are those of plain DPO."""
+    vocab, items = setup
+    src = DPOSource(items, vocab, FormatConfig(), 2048)
+    policy = build_model("tiny", vocab.size, seed=1)
+    reference = build_model("tiny", vocab.size, seed=2)
+    plain = DPOTask(src, reference, beta=0.2, seed=0)
+    anchored = DPOTask(src, reference, beta=0.2, seed=0, audio_sft_weight=0.5)
+    pairs = plain.batch(0, 3)
+    base, base_stats = plain.loss(TargetLogprobs(policy), pairs, denom=3.0)
+    loss, stats = anchored.loss(TargetLogprobs(policy), pairs, denom=3.0)
+    ids, kinds = pad_batch([p.chosen for p in pairs] + [p.rejected for p in pairs])
+    with torch.no_grad():
+        lp = torch.log_softmax(policy(ids[:, :-1]).logits.float(), -1)
+        lp = lp.gather(-1, ids[:, 1:, None])[..., 0]
+    audio = kinds[:3, 1:] == A
+    assert audio.sum(-1).min() > 0  # every chosen answer speaks
+    nll = -(lp[:3] * audio).sum(-1) / audio.sum(-1)
+    torch.testing.assert_close(
+        loss.detach(), base.detach() + 0.5 * nll.mean(), rtol=1e-5, atol=1e-6
+    )
+    assert stats["audio_nll_sum"] == pytest.approx(float(nll.sum()), rel=1e-5)
+    for k in ("dpo_sum", "acc_sum", "margin_sum"):
+        assert stats[k] == pytest.approx(base_stats[k], rel=1e-5, abs=1e-6)
+    assert "audio_nll" in anchored.summarize(stats) and "audio_nll" not in plain.summarize(stats)
+
+
+def test_dpo_config_refuses_negative_weights() -> None:
+    from aqaa.train.dpo import DPOConfig
+
+    with pytest.raises(ValueError, match="sft weights must be >= 0"):
+        DPOConfig(data="d", out="o", audio_sft_weight=-0.1)

@@ -283,6 +283,10 @@ def dpo(
     log_every: LogEvery = None,
     reference: Annotated[Path | None, typer.Option(help="Reference model (default SFT-1).")] = None,
     beta: Annotated[float, typer.Option(help="DPO β.")] = 0.1,
+    audio_sft_weight: Annotated[
+        float,
+        typer.Option(help="Weight of the chosen answers' audio NLL: anchors the audio channel."),
+    ] = 0.0,
     progress: Progress = True,
 ) -> None:
     """DPO from SFT-1 with audio tokens masked out of the log-ratios."""
@@ -292,6 +296,7 @@ def dpo(
         cfg = DPOConfig(
             data=str(data), out=str(out), init=str(init) if init else None,
             reference=str(reference) if reference else None, beta=beta,
+            audio_sft_weight=audio_sft_weight,
         )  # fmt: skip
         cfg.loop.seed = seed
         cfg.loop.bf16 = bf16

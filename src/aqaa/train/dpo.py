@@ -9,6 +9,12 @@ context, so the text is scored as it is written during speech.
 
 Pairs come from corrupted answers (`aqaa.lm.data.DPOSource`: another item's answer, or the
 right answer with wrong style tags). The reference is SFT-1, frozen.
+
+Masking audio out of the log-ratios keeps DPO from pulling the audio tokens directly, but not
+from dragging them along as the shared weights move: continued for 200 more steps, the shipped
+model kept its planned style tags and lost the style of its speech (TRAINING.md, session 16).
+`audio_sft_weight` adds the mean NLL of the *chosen* answers' audio tokens to the loss, an anchor
+that keeps the audio channel on its SFT targets while the text channel is optimised.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from torch import nn
 
 from aqaa.data.shards import shard_tokenizer
 from aqaa.lm.data import DPOSource, Pair, load_items
-from aqaa.lm.format import KIND_TEXT, FormatConfig
+from aqaa.lm.format import KIND_AUDIO, KIND_TEXT, FormatConfig
 from aqaa.lm.model import check_audio_tokenizer, load_checkpoint
 from aqaa.train.loop import (
     LoopConfig,
@@ -95,8 +101,10 @@ class DPOTask:
         eval_source: DPOSource | None = None,
         eval_size: int = 0,
         device: torch.device | str = "cpu",
+        audio_sft_weight: float = 0.0,
     ) -> None:
         self.source = source
+        self.audio_sft_weight = audio_sft_weight
         self.ref = TargetLogprobs(reference).eval()
         for p in self.ref.parameters():
             p.requires_grad_(False)
@@ -122,17 +130,36 @@ class DPOTask:
         n = len(items)
         ids, kinds = pad_batch([p.chosen for p in items] + [p.rejected for p in items], self.device)
         sel = dpo_mask(kinds[:, 1:])
-        rows = sel.nonzero()[:, 0]
-        logp = module(ids, sel)
-        pol = torch.zeros(2 * n, dtype=logp.dtype, device=logp.device).index_add(0, rows, logp)
+        # the policy also scores the chosen answers' audio when the audio anchor is on
+        audio = torch.zeros_like(sel)
+        if self.audio_sft_weight:
+            audio[:n] = kinds[:n, 1:] == KIND_AUDIO
+        scored = sel | audio
+        logp = module(ids, scored)  # one entry per scored position, row-major
+        rows = scored.nonzero()[:, 0]
+        is_text = sel[scored]
+        text_rows, text_lp = rows[is_text], logp[is_text]
+        pol = torch.zeros(2 * n, dtype=logp.dtype, device=logp.device).index_add(
+            0, text_rows, text_lp
+        )
         with torch.no_grad():
             rlp = self.ref(ids, sel)
-            ref = torch.zeros(2 * n, dtype=rlp.dtype, device=rlp.device).index_add(0, rows, rlp)
+            ref = torch.zeros(2 * n, dtype=rlp.dtype, device=rlp.device).index_add(
+                0, text_rows, rlp
+            )
         losses = dpo_loss(pol[:n], pol[n:], ref[:n], ref[n:], self.beta)
         loss = losses.sum() / denom
         if self.sft_weight:  # + mean NLL per text token of each chosen answer
             per_token = pol[:n] / sel[:n].sum(-1).clamp(min=1)
             loss = loss - self.sft_weight * per_token.sum() / denom
+        audio_nll = 0.0
+        if self.audio_sft_weight:  # + mean NLL per audio token of each chosen answer
+            a_lp = torch.zeros(n, dtype=logp.dtype, device=logp.device).index_add(
+                0, rows[~is_text], logp[~is_text]
+            )
+            per_audio = a_lp / audio[:n].sum(-1).clamp(min=1)
+            loss = loss - self.audio_sft_weight * per_audio.sum() / denom
+            audio_nll = float(-per_audio.detach().sum())
         with torch.no_grad():
             margin = (pol[:n] - ref[:n]) - (pol[n:] - ref[n:])
         stats = {
@@ -140,6 +167,7 @@ class DPOTask:
             "pairs": float(n),
             "acc_sum": float((margin > 0).sum()),
             "margin_sum": float(margin.sum()),
+            "audio_nll_sum": audio_nll,
         }
         return loss, stats
 
@@ -156,6 +184,7 @@ class DPOTask:
             "dpo_loss": sums["dpo_sum"] / n,
             "reward_acc": sums["acc_sum"] / n,
             "margin": sums["margin_sum"] / n,
+            **({"audio_nll": sums["audio_nll_sum"] / n} if self.audio_sft_weight else {}),
         }
 
 
@@ -174,6 +203,8 @@ class DPOConfig:
     beta: float = 0.1
     style_fraction: float = 0.5
     sft_weight: float = 0.0
+    #: Weight of the chosen answers' audio NLL (the audio anchor; 0 = the paper's plain DPO).
+    audio_sft_weight: float = 0.0
     max_len: int = 1024
     eval_pairs: int = 32
     format: FormatConfig = field(default_factory=FormatConfig)
@@ -182,6 +213,8 @@ class DPOConfig:
     def __post_init__(self) -> None:
         if self.beta <= 0:
             raise ValueError("beta must be positive")
+        if self.sft_weight < 0 or self.audio_sft_weight < 0:
+            raise ValueError("sft weights must be >= 0")
 
 
 def run_dpo(
@@ -213,8 +246,9 @@ def run_dpo(
     except (FileNotFoundError, ValueError):
         eval_src = None
     task = DPOTask(
-        src, reference, cfg.beta, cfg.loop.seed, cfg.sft_weight, eval_src, cfg.eval_pairs, d.device
-    )
+        src, reference, cfg.beta, cfg.loop.seed, cfg.sft_weight, eval_src, cfg.eval_pairs, d.device,
+        audio_sft_weight=cfg.audio_sft_weight,
+    )  # fmt: skip
     return train(
         stage_dir=sdir,
         model=model,
