@@ -237,3 +237,6 @@ aqaa train ship --tokenizer src/aqaa/weights/tokenizer --lm "$R/lm17/dpo/ckpt/st
 aqaa eval run --model "$R/cand_dpo300" --out "$R/eval_dpo300" --system e2e --threads 2  # not shipped
 aqaa eval run --out "$R/eval_t10" --system e2e --threads 2 --audio-temperature 1.0
 aqaa eval table "$R/eval_base" "$R/eval_t04" "$R/eval_t10" "$R/eval_dpo300"
+# DPO with the audio anchor (new): the same continuation with the chosen answers' audio NLL
+aqaa train dpo --data "$D/c4" --out "$R/lm18" --init src/aqaa/weights/lm --reference "$R/sft1" \
+  --audio-sft-weight 1.0 --max-steps 200 --ckpt-every 100 --threads 1

@@ -4,6 +4,8 @@ The text channel and the audio channel want different settings: text is best gre
 must be right), audio codes sound better sampled (greedy audio decoding loops on one code). So
 `SamplingConfig` has one temperature per channel; top-k / top-p apply to both, and the repetition
 penalty only to text tokens already written in this response (audio codes repeat naturally).
+The audio default, 0.7, is the best of 0.4 / 0.7 / 1.0 on the default suite (text–speech
+consistency WER 0.76 / 0.53 / 0.65 with the 2026-12-02 model: TRAINING.md, session 16).
 """
 
 from __future__ import annotations
