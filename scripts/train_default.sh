@@ -240,3 +240,7 @@ aqaa eval table "$R/eval_base" "$R/eval_t04" "$R/eval_t10" "$R/eval_dpo300"
 # DPO with the audio anchor (new): the same continuation with the chosen answers' audio NLL
 aqaa train dpo --data "$D/c4" --out "$R/lm18" --init src/aqaa/weights/lm --reference "$R/sft1" \
   --audio-sft-weight 1.0 --max-steps 200 --ckpt-every 100 --threads 1
+# (stopped at step 100 for the eval)
+aqaa train ship --tokenizer src/aqaa/weights/tokenizer --lm "$R/lm18/dpo/ckpt/step_00000100" \
+  --vocoder src/aqaa/weights/vocoder --out "$R/cand_dpoa200"
+aqaa eval run --model "$R/cand_dpoa200" --out "$R/eval_dpoa200" --system e2e --threads 2  # not shipped
