@@ -694,3 +694,27 @@ def test_phase_weight_trains_on_phase_and_logs_it(corpus: Path, tmp_path: Path) 
     ].keys()
     with pytest.raises(ValueError, match="phase_weight"):
         train_vocoder(dataclasses.replace(cfg, phase_weight=-1.0))
+
+
+def test_code_noise_swaps_the_expected_share_and_keeps_pads() -> None:
+    from aqaa.train.vocoder import VocoderTrainConfig, corrupt_codes
+    from aqaa.vocoder.tokens import LING_PAD
+
+    ling, sem = regroup(random_codes(2000))
+    valid = torch.ones(1, len(sem), dtype=torch.bool)
+    valid[0, -30:] = False  # padding of a shorter crop: never touched
+    b = {"ling": torch.from_numpy(ling)[None], "sem": torch.from_numpy(sem)[None], "valid": valid}
+    gen = torch.Generator().manual_seed(1)
+    assert corrupt_codes(b, 0.0, gen) is b
+    n = corrupt_codes(b, 0.2, gen)
+    assert (n["ling"] == LING_PAD).equal(b["ling"] == LING_PAD)  # pads stay, nothing becomes one
+    assert n["ling"][n["ling"] != LING_PAD].max() < LING_PAD and n["ling"].min() >= 0
+    assert n["sem"].max() < ids.SEMANTIC_CODES and n["sem"].min() >= 0
+    assert n["ling"][~valid].equal(b["ling"][~valid]) and n["sem"][~valid].equal(b["sem"][~valid])
+    real = (b["ling"] != LING_PAD) & valid
+    # a swap draws the same code again 1/1024 (1/4096) of the time: the changed share is ~p
+    assert 0.17 < (n["ling"] != b["ling"])[real].float().mean() < 0.23
+    assert 0.17 < (n["sem"] != b["sem"])[valid].float().mean() < 0.23
+    assert n["valid"] is b["valid"]  # the other fields are the batch's own
+    with pytest.raises(ValueError, match="code_noise"):
+        VocoderTrainConfig(data="d", out="o", code_noise=1.0).check()

@@ -47,6 +47,7 @@ import torch.nn.functional as F
 
 from aqaa.data.shards import shard_tokenizer
 from aqaa.precision import use_bf16
+from aqaa.tokenizer import ids
 from aqaa.vocoder.losses import (
     Discriminators,
     discriminator_loss,
@@ -57,7 +58,7 @@ from aqaa.vocoder.losses import (
 )
 from aqaa.vocoder.mel import MelConfig, fit_frames, mel_spectrogram
 from aqaa.vocoder.model import Vocoder, VocoderConfig
-from aqaa.vocoder.tokens import FRAMES_PER_PAIR, PAIRS_PER_GROUP, regroup
+from aqaa.vocoder.tokens import FRAMES_PER_PAIR, LING_PAD, PAIRS_PER_GROUP, regroup
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +100,10 @@ class VocoderTrainConfig:
     #: weight of the phase losses (`aqaa.vocoder.losses.phase_loss`: ip + iaf + gd) in stage 2;
     #: 0 leaves them out of the objective (they are still reported on the validation batches)
     phase_weight: float = 0.0
+    #: stage 1: the chance that each pair's linguistic code, and independently its semantic code,
+    #: is swapped for a uniformly random one (`corrupt_codes`): robustness to the LM's sampled
+    #: codes, which are rougher than the tokenizer's; 0: off. Validation batches stay clean.
+    code_noise: float = 0.0
     log_every: int = 10
     ckpt_every: int = 250
     plot_every: int = 1000
@@ -119,6 +124,8 @@ class VocoderTrainConfig:
             raise ValueError("mel_segment_frames must be at least 4")
         if self.phase_weight < 0:
             raise ValueError(f"phase_weight must be >= 0, got {self.phase_weight}")
+        if not 0 <= self.code_noise < 1:
+            raise ValueError(f"code_noise must be in [0, 1), got {self.code_noise}")
         if self.bf16 not in ("auto", "on", "off"):
             raise ValueError(f"bf16 must be auto, on or off, got {self.bf16!r}")
         if min(self.log_every, self.ckpt_every, self.plot_every, self.eval_every) < 1:
@@ -370,6 +377,22 @@ def _average_grads(params: list[torch.nn.Parameter]) -> None:
             p.grad /= world
 
 
+def corrupt_codes(b: dict, p: float, gen: torch.Generator) -> dict:
+    """A copy of flow batch ``b`` in which each valid pair's linguistic code (never the group's
+    pad) and, independently, its semantic code is replaced with probability ``p`` by a uniformly
+    random code of its codebook. Uniform noise is the simplest stand-in for the LM's sampling
+    errors: it teaches the encoder not to trust any one code, without a model of which codes
+    the LM confuses."""
+    if p <= 0:
+        return b
+    ling, sem, valid = b["ling"], b["sem"], b["valid"]
+    swap_l = (torch.rand(ling.shape, generator=gen) < p) & valid & (ling != LING_PAD)
+    swap_s = (torch.rand(sem.shape, generator=gen) < p) & valid
+    rand_l = torch.randint(0, LING_PAD, ling.shape, generator=gen)
+    rand_s = torch.randint(0, ids.SEMANTIC_CODES, sem.shape, generator=gen)
+    return b | {"ling": torch.where(swap_l, rand_l, ling), "sem": torch.where(swap_s, rand_s, sem)}
+
+
 def flow_losses(model: Vocoder, b: dict, gen: torch.Generator) -> dict[str, torch.Tensor]:
     """Stage-1 losses of one batch: ``flow`` (velocity MSE) and ``prior`` (mu vs mel MSE)."""
     x1 = model.normalize(b["mel"]).transpose(1, 2)  # (B, n_mels, F)
@@ -612,6 +635,7 @@ def train_vocoder(
             for g in opt_flow.param_groups:
                 g["lr"] = lr
             b = train_set.flow_batch(rng, cfg.batch_size, cfg.segment_groups)
+            b = corrupt_codes(b, cfg.code_noise, gen)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                 losses = flow_losses(model, b, gen)
             loss = losses["flow"] + model_cfg.flow.prior_weight * losses["prior"]

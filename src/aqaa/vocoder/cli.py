@@ -179,6 +179,13 @@ def train_vocoder(
             "stage 2; 0: off (aqaa.vocoder.losses.phase_loss)."
         ),
     ] = 0.0,
+    code_noise: Annotated[
+        float,
+        typer.Option(
+            help="Stage 1: chance that each code is swapped for a random one (robustness to the "
+            "LM's sampled codes); 0: off."
+        ),
+    ] = 0.0,
     batch_size: Annotated[int, typer.Option(help="Stage 1 crops per step.")] = 16,
     mel_batch_size: Annotated[int, typer.Option(help="Stage 2 crops per step.")] = 8,
     lr: Annotated[float, typer.Option(help="Stage 1 peak learning rate.")] = 3e-4,
@@ -205,6 +212,7 @@ def train_vocoder(
         mel_upsample=mel_upsample,
         mel_phase_advance=mel_phase_advance,
         phase_weight=phase_weight,
+        code_noise=code_noise,
         flow_steps=flow_steps,
         mel_steps=mel_steps,
         max_steps=max_steps,
