@@ -244,3 +244,16 @@ aqaa train dpo --data "$D/c4" --out "$R/lm18" --init src/aqaa/weights/lm --refer
 aqaa train ship --tokenizer src/aqaa/weights/tokenizer --lm "$R/lm18/dpo/ckpt/step_00000100" \
   --vocoder src/aqaa/weights/vocoder --out "$R/cand_dpoa200"
 aqaa eval run --model "$R/cand_dpoa200" --out "$R/eval_dpoa200" --system e2e --threads 2  # not shipped
+# session 17 (a fresh AVX512-BF16 host): c4 rebuilt at 3 h as in session 16; the shipped vocoder's
+# flow continued on c4 with and without random code swaps (--code-noise, new), 1 thread each
+aqaa data build --out "$D/c4" --hours 3 --seed 3 --workers 2
+aqaa data tokenize "$D/c4" --tokenizer src/aqaa/weights/tokenizer
+for spec in "vocn15 0.15" "vocn0 0"; do
+  set -- $spec
+  aqaa train vocoder --data "$D/c4" --out "$R/$1" --init src/aqaa/weights/vocoder --flow-steps 3000 \
+    --mel-steps 0 --code-noise "$2" --threads 1 &
+done
+wait
+for v in vocn15 vocn0; do
+  aqaa eval vocoder --data "$D/c4" --vocoder "$R/$v/vocoder" --split valid -n 8 --out "$R/$v/eval"
+done
