@@ -104,6 +104,9 @@ class VocoderTrainConfig:
     #: is swapped for a uniformly random one (`corrupt_codes`): robustness to the LM's sampled
     #: codes, which are rougher than the tokenizer's; 0: off. Validation batches stay clean.
     code_noise: float = 0.0
+    #: with code_noise: swap codes for this LM's teacher-forced samples (`aqaa.train.lm_codes`,
+    #: computed once into OUT/lm_codes.npz) instead of uniformly random ones
+    noise_lm: str | None = None
     log_every: int = 10
     ckpt_every: int = 250
     plot_every: int = 1000
@@ -126,6 +129,8 @@ class VocoderTrainConfig:
             raise ValueError(f"phase_weight must be >= 0, got {self.phase_weight}")
         if not 0 <= self.code_noise < 1:
             raise ValueError(f"code_noise must be in [0, 1), got {self.code_noise}")
+        if self.noise_lm and self.code_noise == 0:
+            raise ValueError("noise_lm needs code_noise > 0 (the chance of a swap)")
         if self.bf16 not in ("auto", "on", "off"):
             raise ValueError(f"bf16 must be auto, on or off, got {self.bf16!r}")
         if min(self.log_every, self.ckpt_every, self.plot_every, self.eval_every) < 1:
@@ -278,6 +283,18 @@ class ClipSet:
         self.wav = np.memmap(cache / f"{split}.wav.bin", np.int16, "r", shape=(s["samples"],))
         groups = np.array([c[2] for c in self.clips], dtype=np.float64)
         self.weights = groups / groups.sum()
+        #: per clip, stand-in codes for `corrupt_codes` (`use_alternatives`), or None
+        self.alt: list[np.ndarray] | None = None
+
+    def use_alternatives(self, alt: dict[str, np.ndarray]) -> None:
+        """Attach stand-in codes by clip id (e.g. `aqaa.train.lm_codes`); flow batches then carry
+        them as ``ling_alt``/``sem_alt``. A clip without one keeps its own codes."""
+        out = []
+        for cid, co, g, _, _ in self.clips:
+            own = np.asarray(self.codes[co : co + 5 * g], dtype=np.int64)
+            a = alt.get(cid)
+            out.append(own if a is None or len(a) < len(own) else np.asarray(a[: len(own)]))
+        self.alt = out
 
     def __len__(self) -> int:
         return len(self.clips)
@@ -308,18 +325,25 @@ class ClipSet:
             g1 = min(groups, g0 + seg_groups)
             ling, sem = regroup(codes[5 * g0 : 5 * g1])
             fpg = PAIRS_PER_GROUP * FRAMES_PER_PAIR
-            items.append((ling, sem, mel[fpg * g0 : fpg * g1]))
+            alt = regroup(self.alt[int(i)][5 * g0 : 5 * g1]) if self.alt is not None else None
+            items.append((ling, sem, mel[fpg * g0 : fpg * g1], alt))
         p = max(len(it[1]) for it in items)
         ling = torch.full((batch, p), 0, dtype=torch.long)
         sem = torch.zeros((batch, p), dtype=torch.long)
+        ling_alt, sem_alt = ling.clone(), sem.clone()
         mel = torch.zeros((batch, FRAMES_PER_PAIR * p, self.n_mels))
         valid = torch.zeros((batch, p), dtype=torch.bool)
-        for j, (li, si, mi) in enumerate(items):
+        for j, (li, si, mi, alt) in enumerate(items):
             n = len(si)
             ling[j, :n], sem[j, :n] = torch.from_numpy(li), torch.from_numpy(si)
+            if alt is not None:
+                ling_alt[j, :n], sem_alt[j, :n] = torch.from_numpy(alt[0]), torch.from_numpy(alt[1])
             mel[j, : 2 * n] = torch.from_numpy(mi)
             valid[j, :n] = True
-        return {"ling": ling, "sem": sem, "mel": mel, "valid": valid}
+        b = {"ling": ling, "sem": sem, "mel": mel, "valid": valid}
+        if self.alt is not None:
+            b |= {"ling_alt": ling_alt, "sem_alt": sem_alt}
+        return b
 
     def mel_batch(self, rng: np.random.Generator, batch: int, frames: int) -> dict:
         """Crops of ``frames`` mel frames (B, frames, n_mels) and their samples (B, frames·hop)."""
@@ -379,17 +403,21 @@ def _average_grads(params: list[torch.nn.Parameter]) -> None:
 
 def corrupt_codes(b: dict, p: float, gen: torch.Generator) -> dict:
     """A copy of flow batch ``b`` in which each valid pair's linguistic code (never the group's
-    pad) and, independently, its semantic code is replaced with probability ``p`` by a uniformly
-    random code of its codebook. Uniform noise is the simplest stand-in for the LM's sampling
-    errors: it teaches the encoder not to trust any one code, without a model of which codes
-    the LM confuses."""
+    pad) and, independently, its semantic code is replaced with probability ``p``: by the batch's
+    stand-in (``ling_alt``/``sem_alt``, e.g. the LM's samples of `aqaa.train.lm_codes`) where it
+    has one, else by a uniformly random code of its codebook. Uniform noise is the simplest
+    stand-in for the LM's sampling errors: it teaches the encoder not to trust any one code,
+    without a model of which codes the LM confuses."""
     if p <= 0:
         return b
     ling, sem, valid = b["ling"], b["sem"], b["valid"]
     swap_l = (torch.rand(ling.shape, generator=gen) < p) & valid & (ling != LING_PAD)
     swap_s = (torch.rand(sem.shape, generator=gen) < p) & valid
-    rand_l = torch.randint(0, LING_PAD, ling.shape, generator=gen)
-    rand_s = torch.randint(0, ids.SEMANTIC_CODES, sem.shape, generator=gen)
+    if "ling_alt" in b:
+        rand_l, rand_s = b["ling_alt"], b["sem_alt"]
+    else:
+        rand_l = torch.randint(0, LING_PAD, ling.shape, generator=gen)
+        rand_s = torch.randint(0, ids.SEMANTIC_CODES, sem.shape, generator=gen)
     return b | {"ling": torch.where(swap_l, rand_l, ling), "sem": torch.where(swap_s, rand_s, sem)}
 
 
@@ -482,6 +510,21 @@ def _truncate_log(path: Path, step: int) -> None:
     os.replace(tmp, path)
 
 
+def _lm_codes(cfg: VocoderTrainConfig, out: Path, rank: int) -> dict[str, np.ndarray]:
+    """The LM's stand-in codes of the train split: OUT/lm_codes.npz, sampled once (resumes reuse
+    the file; every rank samples the same, seeded)."""
+    from aqaa.train.lm_codes import load_codes, sample_lm_codes, save_codes
+
+    path = out / "lm_codes.npz"
+    if path.is_file():
+        return load_codes(path)
+    assert cfg.noise_lm is not None
+    codes = sample_lm_codes(cfg.noise_lm, cfg.data, "train", progress=cfg.progress and rank == 0)
+    if rank == 0:
+        save_codes(codes, path)
+    return codes
+
+
 def train_vocoder(
     cfg: VocoderTrainConfig,
     resume: bool = False,
@@ -531,6 +574,8 @@ def train_vocoder(
         model_cfg.vocoder.phase_advance = cfg.mel_phase_advance
     cache = build_cache(cfg.data, model_cfg.mel, progress=cfg.progress and rank == 0)
     train_set = ClipSet(cache, "train")
+    if cfg.noise_lm:
+        train_set.use_alternatives(_lm_codes(cfg, out, rank))
     try:
         valid_set = ClipSet(cache, "valid")
     except DataError:

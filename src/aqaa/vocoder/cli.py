@@ -186,6 +186,13 @@ def train_vocoder(
             "LM's sampled codes); 0: off."
         ),
     ] = 0.0,
+    noise_lm: Annotated[
+        Path | None,
+        typer.Option(
+            help="With --code-noise: swap codes for this LM's teacher-forced samples (its own "
+            "errors) instead of random codes (aqaa.train.lm_codes)."
+        ),
+    ] = None,
     batch_size: Annotated[int, typer.Option(help="Stage 1 crops per step.")] = 16,
     mel_batch_size: Annotated[int, typer.Option(help="Stage 2 crops per step.")] = 8,
     lr: Annotated[float, typer.Option(help="Stage 1 peak learning rate.")] = 3e-4,
@@ -213,6 +220,7 @@ def train_vocoder(
         mel_phase_advance=mel_phase_advance,
         phase_weight=phase_weight,
         code_noise=code_noise,
+        noise_lm=str(noise_lm) if noise_lm else None,
         flow_steps=flow_steps,
         mel_steps=mel_steps,
         max_steps=max_steps,
