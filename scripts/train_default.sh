@@ -254,6 +254,13 @@ for spec in "vocn15 0.15" "vocn0 0"; do
     --mel-steps 0 --code-noise "$2" --threads 1 &
 done
 wait
-for v in vocn15 vocn0; do
-  aqaa eval vocoder --data "$D/c4" --vocoder "$R/$v/vocoder" --split valid -n 8 --out "$R/$v/eval"
+# the same with the swaps drawn from the shipped LM's teacher-forced samples (--noise-lm, new)
+aqaa train vocoder --data "$D/c4" --out "$R/voclm30" --init src/aqaa/weights/vocoder \
+  --flow-steps 3000 --mel-steps 0 --code-noise 0.3 --noise-lm src/aqaa/weights/lm --threads 1
+aqaa eval run --out "$R/eval_base" --system e2e --threads 1          # the shipped model
+for v in vocn15 vocn0 voclm30; do
+  aqaa train ship --tokenizer src/aqaa/weights/tokenizer --lm src/aqaa/weights/lm \
+    --vocoder "$R/$v/vocoder-fp16" --out "$R/cand_$v"
+  aqaa eval run --model "$R/cand_$v" --out "$R/eval_$v" --system e2e --threads 1
 done
+aqaa eval table "$R/eval_base" "$R/eval_vocn0" "$R/eval_vocn15" "$R/eval_voclm30"
