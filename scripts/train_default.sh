@@ -264,3 +264,16 @@ for v in vocn15 vocn0 voclm30; do
   aqaa eval run --model "$R/cand_$v" --out "$R/eval_$v" --system e2e --threads 1
 done
 aqaa eval table "$R/eval_base" "$R/eval_vocn0" "$R/eval_vocn15" "$R/eval_voclm30"
+# the controlled DPO comparison of session 16's note: plain DPO 200 against the audio anchor at
+# W 3 (the same schedule as lm18's W 1: 200 steps scheduled, stopped at 100), one thread each
+for spec in "lm19 0" "lm20 3.0"; do
+  set -- $spec
+  aqaa train dpo --data "$D/c4" --out "$R/$1" --init src/aqaa/weights/lm --reference "$R/sft1" \
+    --audio-sft-weight "$2" --max-steps 200 --ckpt-every 100 --threads 1 &
+done
+wait  # (both stopped at step 100)
+for r in lm19 lm20; do
+  aqaa train ship --tokenizer src/aqaa/weights/tokenizer --lm "$R/$r/dpo/ckpt/step_00000100" \
+    --vocoder src/aqaa/weights/vocoder --out "$R/cand_$r"
+  aqaa eval run --model "$R/cand_$r" --out "$R/eval_$r" --system e2e --threads 1
+done
