@@ -729,11 +729,11 @@ def test_code_noise_swaps_the_expected_share_and_keeps_pads() -> None:
 
 
 def test_lm_codes_follow_the_lm_within_each_codebook(corpus: Path, tiny_model_dir: Path) -> None:
-    from aqaa.engine.sampling import SamplingConfig
+    from aqaa.engine.sampling import SamplingConfig, choose_rows
     from aqaa.lm.data import load_items
     from aqaa.lm.format import KIND_AUDIO, FormatConfig, build_example
     from aqaa.lm.model import load_checkpoint
-    from aqaa.train.lm_codes import sample_lm_codes, sample_rows
+    from aqaa.train.lm_codes import sample_lm_codes
 
     lm = tiny_model_dir / "lm"
     sampled = sample_lm_codes(lm, corpus, "train", progress=False)
@@ -767,11 +767,11 @@ def test_lm_codes_follow_the_lm_within_each_codebook(corpus: Path, tiny_model_di
             else 1024 + int(logits[i - 1, b + 1024 : vocab.size].argmax()) for i in pos]  # fmt: skip
     n0 = len(turn.answer_clips[0].codes)
     assert greedy[f"{items[0].id}/0/0"].tolist() == want[:n0]
-    # sample_rows: top-k 1 and a tiny top-p are greedy too
+    # choose_rows: top-k 1 and a tiny top-p are greedy too
     x = torch.randn(6, 40)
     gen = torch.Generator().manual_seed(0)
-    assert sample_rows(x, 1.0, 1, 1.0, gen).equal(x.argmax(-1))
-    assert sample_rows(x, 1.0, 0, 1e-6, gen).equal(x.argmax(-1))
+    assert choose_rows(x, 1.0, 1, 1.0, gen).equal(x.argmax(-1))
+    assert choose_rows(x, 1.0, 0, 1e-6, gen).equal(x.argmax(-1))
 
 
 def test_noise_lm_trains_on_the_lm_codes(

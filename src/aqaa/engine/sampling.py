@@ -52,6 +52,21 @@ def penalize(logits: torch.Tensor, seen: Iterable[int], penalty: float) -> torch
     return out
 
 
+def choose_rows(
+    logits: torch.Tensor, temperature: float, top_k: int, top_p: float, gen: torch.Generator
+) -> torch.Tensor:
+    """One index per row of ``logits`` (N, V): temperature, then top-k, then top-p (nucleus);
+    greedy when ``temperature`` is 0. Masked entries (-inf) must be outside every row's top-k."""
+    if temperature <= 0:
+        return logits.argmax(-1)
+    k = min(top_k, logits.shape[-1]) if top_k > 0 else logits.shape[-1]
+    vals, idx = (logits.float() / temperature).topk(max(k, 1), dim=-1)
+    probs = F.softmax(vals, -1)
+    if top_p < 1.0:
+        probs = probs * (probs.cumsum(-1) - probs < top_p)  # the smallest prefix reaching top_p
+    return idx.gather(-1, torch.multinomial(probs, 1, generator=gen)).squeeze(-1)
+
+
 def choose(
     logits: torch.Tensor,
     temperature: float,
@@ -60,16 +75,6 @@ def choose(
     gen: torch.Generator,
 ) -> int:
     """One token from 1-D `logits` (masked entries are -inf): greedy when `temperature` is 0."""
-    if temperature <= 0:
-        return int(logits.argmax())
-    logits = logits / temperature
     finite = int(torch.isfinite(logits).sum())
     k = min(top_k, finite) if top_k > 0 else finite
-    vals, idx = logits.topk(max(k, 1))
-    probs = F.softmax(vals, -1)
-    if top_p < 1.0:
-        cum = probs.cumsum(-1)
-        keep = cum - probs < top_p  # the smallest prefix whose mass reaches top_p
-        probs = probs * keep
-        probs = probs / probs.sum()
-    return int(idx[torch.multinomial(probs, 1, generator=gen)])
+    return int(choose_rows(logits[None], temperature, k, top_p, gen)[0])

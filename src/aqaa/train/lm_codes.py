@@ -20,30 +20,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from aqaa.engine.sampling import SamplingConfig
+from aqaa.engine.sampling import SamplingConfig, choose_rows
 from aqaa.lm.data import load_items
 from aqaa.lm.format import KIND_AUDIO, FormatConfig, build_example
 from aqaa.lm.model import load_checkpoint
 from aqaa.tokenizer import ids
-
-
-def sample_rows(
-    logits: torch.Tensor, temperature: float, top_k: int, top_p: float, gen: torch.Generator
-) -> torch.Tensor:
-    """One index per row of ``logits`` (N, V): temperature, then top-k, then top-p (nucleus), as
-    :func:`aqaa.engine.sampling.choose` does for one row; greedy when ``temperature`` is 0."""
-    if temperature <= 0:
-        return logits.argmax(-1)
-    k = min(top_k, logits.shape[-1]) if top_k > 0 else logits.shape[-1]
-    vals, idx = (logits.float() / temperature).topk(k, dim=-1)
-    probs = F.softmax(vals, -1)
-    if top_p < 1.0:
-        keep = probs.cumsum(-1) - probs < top_p
-        probs = probs * keep
-    pick = torch.multinomial(probs, 1, generator=gen)
-    return idx.gather(-1, pick).squeeze(-1)
 
 
 @torch.no_grad()
@@ -83,9 +65,9 @@ def sample_lm_codes(
             logits = model(seq[None]).logits[0, torch.tensor(pos) - 1]  # predictions of pos
             truth = seq[pos]
             ling = truth < hi
-            ling_pick = sample_rows(logits[:, lo:hi], sampling.audio_temperature,
+            ling_pick = choose_rows(logits[:, lo:hi], sampling.audio_temperature,
                                     sampling.top_k, sampling.top_p, gen) + lo  # fmt: skip
-            sem_pick = sample_rows(logits[:, hi : vocab.size], sampling.audio_temperature,
+            sem_pick = choose_rows(logits[:, hi : vocab.size], sampling.audio_temperature,
                                    sampling.top_k, sampling.top_p, gen) + hi  # fmt: skip
             codes = (torch.where(ling, ling_pick, sem_pick) - vocab.audio_base).numpy()
             start = 0

@@ -291,9 +291,9 @@ class ClipSet:
         them as ``ling_alt``/``sem_alt``. A clip without one keeps its own codes."""
         out = []
         for cid, co, g, _, _ in self.clips:
-            own = np.asarray(self.codes[co : co + 5 * g], dtype=np.int64)
-            a = alt.get(cid)
-            out.append(own if a is None or len(a) < len(own) else np.asarray(a[: len(own)]))
+            a, n = alt.get(cid), 5 * g
+            own = a is None or len(a) < n
+            out.append(np.asarray(self.codes[co : co + n] if own else a[:n], dtype=np.int64))
         self.alt = out
 
     def __len__(self) -> int:
