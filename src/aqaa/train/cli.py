@@ -139,6 +139,21 @@ def _run(fn: Any, cfg: Any, resume: bool, progress: bool) -> None:
         console.print(f"{res.steps} steps; final checkpoint {res.final}; last {json.dumps(last)}")
 
 
+InputNoiseOpt = Annotated[
+    float,
+    typer.Option(
+        help="Chance that each audio code of the question is swapped for a near code while "
+        "training (robustness to unseen voices; aqaa.lm.input_noise). 0 is off."
+    ),
+]
+NoiseTokenizer = Annotated[
+    Path | None,
+    typer.Option(
+        help="Tokenizer whose code geometry --input-noise uses (default: the shipped one)."
+    ),
+]
+
+
 @train_app.command("pretrain")
 def pretrain(
     data: Data,
@@ -176,6 +191,8 @@ def pretrain(
     guide_weight: GuideWeight = 0.0,
     guide_heads: Annotated[int, typer.Option(help="Heads guided per layer (the first ones).")] = 1,
     speech_guide_weight: SpeechGuideWeight = 0.0,
+    input_noise: InputNoiseOpt = 0.0,
+    noise_tokenizer: NoiseTokenizer = None,
     progress: Progress = True,
 ) -> None:
     """Pretrain on the task mixture (audio continuation, ASR, TTS, interleaved, text QA).
@@ -192,7 +209,8 @@ def pretrain(
             text_vocab_size=text_vocab, max_len=max_len, audio_init=audio_init,
             audio_tokenizer=str(audio_tokenizer) if audio_tokenizer else None,
             ctc_weight=ctc_weight, guide_weight=guide_weight, guide_heads=guide_heads,
-            speech_guide_weight=speech_guide_weight,
+            speech_guide_weight=speech_guide_weight, input_noise=input_noise,
+            noise_tokenizer=str(noise_tokenizer) if noise_tokenizer else None,
         )  # fmt: skip
         cfg.loop.seed = seed
         cfg.loop.bf16 = bf16
@@ -240,6 +258,8 @@ def sft(
     ctc_weight: CtcWeight = 0.0,
     guide_weight: GuideWeight = 0.0,
     speech_guide_weight: SpeechGuideWeight = 0.0,
+    input_noise: InputNoiseOpt = 0.0,
+    noise_tokenizer: NoiseTokenizer = None,
     progress: Progress = True,
 ) -> None:
     """Supervised fine-tuning: spoken question → text (+ audio) answer.
@@ -252,7 +272,9 @@ def sft(
         cfg = sft2_defaults(
             SFTConfig(data=str(data), out=str(out), stage=stage, init=str(init) if init else None,
                       asr_replay=asr_replay, qa_replay=qa_replay, ctc_weight=ctc_weight,
-                      guide_weight=guide_weight, speech_guide_weight=speech_guide_weight)
+                      guide_weight=guide_weight, speech_guide_weight=speech_guide_weight,
+                      input_noise=input_noise,
+                      noise_tokenizer=str(noise_tokenizer) if noise_tokenizer else None)
         )  # fmt: skip
         cfg.loop.seed = seed
         cfg.loop.bf16 = bf16

@@ -20,6 +20,7 @@ from torch import nn
 from aqaa.lm.data import ExampleSource
 from aqaa.lm.format import KIND_AUDIO, KIND_CONTEXT, KIND_TEXT, Example
 from aqaa.lm.guide import default_layers, guide_loss, record_attention
+from aqaa.lm.input_noise import InputNoise
 from aqaa.lm.spelling import spell_columns, spelling_ctc
 from aqaa.lm.vocab import PAD_ID
 from aqaa.tokenizer.ids import LINGUISTIC_CODES
@@ -141,8 +142,11 @@ class LMTask:
         guide_heads: int = 1,
         guide_width: float = 0.15,
         speech_guide_weight: float = 0.0,
+        input_noise: InputNoise | None = None,
     ) -> None:
         self.source = source
+        #: swaps of the context's audio codes while training (`aqaa.lm.input_noise`), never in eval
+        self.input_noise = input_noise
         #: weight of guided attention (`aqaa.lm.guide`) on examples with `guide_queries`: ASR
         #: (`guide_weight`) and speaking (`speech_guide_weight`, `Example.guide_speaks`);
         #: no `guide_layers` means the upper half of the stack
@@ -176,6 +180,8 @@ class LMTask:
         self, module: nn.Module, items: Sequence[Example], denom: float
     ) -> tuple[torch.Tensor, dict[str, float]]:
         ids, kinds = pad_batch(items, self.device)
+        if self.input_noise is not None and module.training:
+            ids = self.input_noise.batch(ids, kinds)
         tk = kinds[:, 1:]
         select = tk != KIND_CONTEXT
         spans = [x.ctc_span for x in items]

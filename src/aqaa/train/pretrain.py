@@ -13,6 +13,7 @@ from aqaa.data.shards import shard_tokenizer
 from aqaa.lm.audio_init import init_audio_embeddings
 from aqaa.lm.data import Mixture, PretrainSource, iter_records, load_items
 from aqaa.lm.format import FormatConfig
+from aqaa.lm.input_noise import InputNoise
 from aqaa.lm.model import build_model, check_audio_tokenizer, load_checkpoint
 from aqaa.lm.vocab import DEFAULT_TEXT_VOCAB, Vocab, shard_texts, train_vocab
 from aqaa.tokenizer.dual import DualCodebookTokenizer
@@ -62,6 +63,11 @@ class PretrainConfig:
     #: Weight of the speaking guide on TTS and interleaved examples: the audio queries read the
     #: text being said (`aqaa.lm.guide`, same heads and width); 0 turns it off.
     speech_guide_weight: float = 0.0
+    #: Chance that each context audio code (the ASR input, the questions) is swapped for a near
+    #: code while training (`aqaa.lm.input_noise`); 0 is off.
+    input_noise: float = 0.0
+    #: Tokenizer whose code geometry gives the near codes (None: the shipped one).
+    noise_tokenizer: str | None = None
     eval_examples: int = 64
     mixture: Mixture = field(default_factory=Mixture)
     format: FormatConfig = field(default_factory=FormatConfig)
@@ -132,6 +138,7 @@ def run_pretrain(
         guide_heads=cfg.guide_heads,
         guide_width=cfg.guide_width,
         speech_guide_weight=cfg.speech_guide_weight,
+        input_noise=InputNoise.for_run(cfg, vocab.audio_base, data_tokenizer),
     )
     return train(
         stage_dir=sdir,

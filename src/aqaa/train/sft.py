@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from aqaa.data.shards import shard_tokenizer
 from aqaa.lm.data import SFTSource, load_items
 from aqaa.lm.format import FormatConfig
+from aqaa.lm.input_noise import InputNoise
 from aqaa.lm.model import check_audio_tokenizer, load_checkpoint
 from aqaa.train.loop import (
     LoopConfig,
@@ -66,6 +67,12 @@ class SFTConfig:
     speech_guide_weight: float = 0.0
     text_loss_weight: float = 1.0
     audio_loss_weight: float = 1.0
+    #: Chance that each audio code of the context (the question) is swapped for a near code while
+    #: training (`aqaa.lm.input_noise`): robustness to voices the tokenizer never heard; 0 is off.
+    input_noise: float = 0.0
+    #: Tokenizer whose code geometry gives the near codes (None: the shipped one); it must be the
+    #: one that wrote the shards.
+    noise_tokenizer: str | None = None
     eval_examples: int = 64
     format: FormatConfig = field(default_factory=FormatConfig)
     loop: LoopConfig = field(default_factory=_sft_loop)
@@ -79,6 +86,8 @@ class SFTConfig:
             raise ValueError(
                 f"--qa-replay must be ≥ 0 with --asr-replay + --qa-replay < 1, got {self.qa_replay}"
             )
+        if not 0.0 <= self.input_noise < 1.0:
+            raise ValueError(f"--input-noise must be in [0, 1), got {self.input_noise}")
 
 
 def sft2_defaults(cfg: SFTConfig) -> SFTConfig:
@@ -110,7 +119,8 @@ def run_sft(
         ck = cfg.init or final_checkpoint(cfg.out, "pretrain" if cfg.stage == 1 else "sft1")
         cfg.init = str(ck)
     model, vocab = load_checkpoint(ck)
-    check_audio_tokenizer(model, shard_tokenizer(cfg.data), cfg.data)
+    data_tokenizer = shard_tokenizer(cfg.data)
+    check_audio_tokenizer(model, data_tokenizer, cfg.data)
     items = load_items(cfg.data, "train")
     src = SFTSource(
         items,
@@ -140,6 +150,7 @@ def run_sft(
         ctc_weight=cfg.ctc_weight,
         guide_weight=cfg.guide_weight,
         speech_guide_weight=cfg.speech_guide_weight,
+        input_noise=InputNoise.for_run(cfg, vocab.audio_base, data_tokenizer),
     )
     return train(
         stage_dir=sdir,
