@@ -39,11 +39,11 @@ def test_fsq_step_moves_one_digit_by_one() -> None:
     assert set(corner.tolist()) <= {1, 8, 64, 512}
 
 
-def _noise(p: float, seed: int = 0) -> InputNoise:
+def _noise(p: float, seed: int = 0, answer_p: float = 0.0) -> InputNoise:
     # linguistic code n's neighbours are n+1 and n+2 (mod 1024): easy to check
     n = torch.arange(LINGUISTIC_CODES)
     neighbours = torch.stack([(n + 1) % LINGUISTIC_CODES, (n + 2) % LINGUISTIC_CODES], 1)
-    return InputNoise(p, neighbours, LEVELS, BASE, seed)
+    return InputNoise(p, neighbours, LEVELS, BASE, seed, answer_p)
 
 
 def _example(n: int = 3000) -> tuple[torch.Tensor, torch.Tensor]:
@@ -73,6 +73,15 @@ def test_only_context_audio_changes_to_near_codes() -> None:
     assert set(sem_step.unique().tolist()) <= {1, 8, 64, 512}
 
 
+def test_answer_noise_swaps_the_answer_audio_only() -> None:
+    ids, kinds = _example()
+    out = _noise(0.0, answer_p=0.2).example(ids, kinds)
+    changed = out != ids
+    assert changed.any() and (kinds[changed] == KIND_AUDIO).all()
+    answer_audio = (kinds == KIND_AUDIO) & (ids >= BASE)
+    assert 0.17 < changed[answer_audio].float().mean().item() < 0.23
+
+
 def test_noise_is_seeded_by_the_example() -> None:
     ids, kinds = _example(400)
     a, b = _noise(0.2).example(ids, kinds), _noise(0.2).example(ids, kinds)
@@ -86,8 +95,10 @@ def test_noise_is_seeded_by_the_example() -> None:
 
 
 def test_config_errors() -> None:
-    with pytest.raises(ValueError, match="input noise must be in"):
+    with pytest.raises(ValueError, match="not both 0"):
         _noise(0.0)
+    with pytest.raises(ValueError, match="must be in"):
+        _noise(0.1, answer_p=1.0)
     with pytest.raises(ValueError, match="FSQ levels"):
         InputNoise(0.1, _noise(0.1).neighbours, (8, 8, 8), BASE)
 
@@ -114,9 +125,11 @@ def test_sft_with_input_noise_trains_and_records_it(tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output
     r = CliRunner().invoke(app, ["train", "sft", *run, "--input-noise", "1.5", *fast])
     assert r.exit_code == 2 and "--input-noise must be in [0, 1)" in r.output
-    r = CliRunner().invoke(app, ["train", "sft", *run, "--input-noise", "0.2", *fast])
+    r = CliRunner().invoke(app, ["train", "sft", *run, "--input-noise", "0.2", "--answer-noise",
+                                 "0.1", *fast])  # fmt: skip
     assert r.exit_code == 0, r.output
-    assert load_config(SFTConfig, tmp_path / "run" / "sft1").input_noise == 0.2
+    cfg = load_config(SFTConfig, tmp_path / "run" / "sft1")
+    assert (cfg.input_noise, cfg.answer_noise) == (0.2, 0.1)
 
 
 def test_lm_task_swaps_while_training_only() -> None:
@@ -130,8 +143,8 @@ def test_lm_task_swaps_while_training_only() -> None:
     class Recorder(nn.Module):
         """Stands in for `TargetLogprobs`: keeps the ids it was given."""
 
-        def forward(self, ids, select, aux=None):
-            self.seen = ids.clone()
+        def forward(self, ids, select, aux=None, targets=None):
+            self.seen, self.targets = ids.clone(), targets
             return torch.zeros(int(select.sum()), requires_grad=True)
 
     ids, kinds = _example(300)
@@ -141,5 +154,27 @@ def test_lm_task_swaps_while_training_only() -> None:
     rec = Recorder()
     task.loss(rec.train(), [ex], 1.0)
     assert torch.equal(rec.seen[0], _noise(0.3).example(ids, kinds))
+    assert torch.equal(rec.targets[0], ids)  # the targets stay true
     task.loss(rec.eval(), [ex], 1.0)  # held-out losses read the clean question
-    assert torch.equal(rec.seen[0], ids)
+    assert torch.equal(rec.seen[0], ids) and rec.targets is None
+
+
+def test_answer_noise_keeps_the_targets_true(tiny_model_dir: Path) -> None:
+    """With noisy inputs the log-probs are still of the true next tokens."""
+    from aqaa.lm.model import load_checkpoint
+    from aqaa.train.objectives import TargetLogprobs
+
+    model, vocab = load_checkpoint(tiny_model_dir / "lm")
+    wrapped = TargetLogprobs(model).eval()
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(vocab.audio_base, vocab.audio_base + 5120, (1, 40), generator=g)
+    noisy = ids.clone()
+    noisy[0, 10:20] = vocab.audio_base + 7
+    select = torch.ones(1, 39, dtype=torch.bool)
+    with torch.no_grad():
+        clean, read = wrapped(ids, select), wrapped(noisy, select, targets=ids)
+        logits = model(input_ids=noisy).logits[0, :-1].float().log_softmax(-1)
+    want = logits.gather(1, ids[0, 1:, None]).squeeze(1)
+    assert torch.allclose(read, want, atol=1e-4)
+    assert torch.allclose(read[:10], clean[:10], atol=1e-4)  # before the swaps: the same
+    assert not torch.allclose(read[10:], clean[10:], atol=1e-3)

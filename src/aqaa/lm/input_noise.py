@@ -10,6 +10,12 @@ token the loss trains, never one the loss predicts) is swapped with probability 
   the codes a frame lands on when the voice moves it a little;
 - a semantic code for the neighbouring FSQ cell: one digit stepped by ±1 (`aqaa.tokenizer.fsq`).
 
+With `--answer-noise Q` the answer's own audio tokens are swapped the same way, with probability
+Q, *as inputs only*: the loss still predicts the true next code. That is the exposure-bias remedy
+of autoregressive TTS: at answer time the LM reads its own sampled codes (its teacher-forced draws
+already differ from the truth at about half the linguistic positions, `TRAINING.md` session 17),
+so it should learn to say the next code right after a wrong one.
+
 The noise of an example is seeded by the example's own tokens, so it is the same however a batch
 is split over processes and micro-batches, and the same again after a resume.
 """
@@ -22,7 +28,7 @@ from typing import Any
 
 import torch
 
-from aqaa.lm.format import KIND_CONTEXT
+from aqaa.lm.format import KIND_AUDIO, KIND_CONTEXT
 from aqaa.tokenizer.ids import LINGUISTIC_CODES, SEMANTIC_CODES
 
 
@@ -59,10 +65,14 @@ class InputNoise:
     levels: tuple[int, ...]
     audio_base: int
     seed: int = 0
+    #: chance of a swap of each trained audio token, as an input only (the target stays true)
+    answer_p: float = 0.0
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.p < 1.0:
-            raise ValueError(f"input noise must be in (0, 1), got {self.p}")
+        if not (0.0 <= self.p < 1.0 and 0.0 <= self.answer_p < 1.0 and self.p + self.answer_p):
+            raise ValueError(
+                f"input and answer noise must be in [0, 1), not both 0; got {self.p}, {self.answer_p}"
+            )
         if self.neighbours.shape[0] != LINGUISTIC_CODES:
             raise ValueError(
                 f"need neighbours of {LINGUISTIC_CODES} codes, got {self.neighbours.shape}"
@@ -79,6 +89,7 @@ class InputNoise:
         k: int = 4,
         seed: int = 0,
         data_tokenizer: str | None = None,
+        answer_p: float = 0.0,
     ) -> InputNoise:
         """Neighbours from a saved tokenizer (None: the shipped one), which must be the one that
         wrote the shards (`data_tokenizer`, their fingerprint; None skips the check)."""
@@ -91,27 +102,29 @@ class InputNoise:
                 f"tokenized with {data_tokenizer}: its code neighbours would be another's"
             )
         neighbours = nearest_codes(tok.linguistic.centroids, k)
-        return cls(p, neighbours, tuple(tok.semantic.fsq.levels), audio_base, seed)
+        return cls(p, neighbours, tuple(tok.semantic.fsq.levels), audio_base, seed, answer_p)
 
     @classmethod
     def for_run(cls, cfg: Any, audio_base: int, data_tokenizer: str | None) -> InputNoise | None:
-        """The noise of a stage config with `input_noise`, `noise_tokenizer` and `loop.seed`
-        (pretraining, SFT); None when its `input_noise` is 0."""
-        if not cfg.input_noise:
+        """The noise of a stage config with `input_noise`, `answer_noise`, `noise_tokenizer` and
+        `loop.seed` (pretraining, SFT); None when both noises are 0."""
+        if not (cfg.input_noise or cfg.answer_noise):
             return None
         return cls.from_tokenizer(
-            cfg.noise_tokenizer, cfg.input_noise, audio_base,
-            seed=cfg.loop.seed, data_tokenizer=data_tokenizer,
+            cfg.noise_tokenizer, cfg.input_noise, audio_base, seed=cfg.loop.seed,
+            data_tokenizer=data_tokenizer, answer_p=cfg.answer_noise,
         )  # fmt: skip
 
     def example(self, ids: torch.Tensor, kinds: torch.Tensor) -> torch.Tensor:
-        """One example's (L,) ids with its context audio codes swapped; a new tensor."""
+        """One example's (L,) ids with its context (and answer) audio codes swapped; a new tensor."""
         gen = torch.Generator().manual_seed(
             zlib.crc32(ids.cpu().numpy().astype("int64").tobytes()) ^ self.seed
         )
         code = ids - self.audio_base
-        audio = (kinds == KIND_CONTEXT) & (code >= 0) & (code < LINGUISTIC_CODES + SEMANTIC_CODES)
-        hit = audio & (torch.rand(ids.shape, generator=gen) < self.p)
+        audio = (code >= 0) & (code < LINGUISTIC_CODES + SEMANTIC_CODES)
+        chance = torch.where(kinds == KIND_CONTEXT, self.p, 0.0)
+        chance = torch.where(kinds == KIND_AUDIO, self.answer_p, chance)
+        hit = audio & (torch.rand(ids.shape, generator=gen) < chance)
         ling = hit & (code < LINGUISTIC_CODES)
         sem = hit & (code >= LINGUISTIC_CODES)
         out = ids.clone()

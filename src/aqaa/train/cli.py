@@ -146,6 +146,13 @@ InputNoiseOpt = Annotated[
         "training (robustness to unseen voices; aqaa.lm.input_noise). 0 is off."
     ),
 ]
+AnswerNoiseOpt = Annotated[
+    float,
+    typer.Option(
+        help="Chance that each audio code of the answer is swapped for a near code as an input "
+        "only (the target stays true): robustness to the LM's own sampled codes. 0 is off."
+    ),
+]
 NoiseTokenizer = Annotated[
     Path | None,
     typer.Option(
@@ -192,6 +199,7 @@ def pretrain(
     guide_heads: Annotated[int, typer.Option(help="Heads guided per layer (the first ones).")] = 1,
     speech_guide_weight: SpeechGuideWeight = 0.0,
     input_noise: InputNoiseOpt = 0.0,
+    answer_noise: AnswerNoiseOpt = 0.0,
     noise_tokenizer: NoiseTokenizer = None,
     progress: Progress = True,
 ) -> None:
@@ -210,6 +218,7 @@ def pretrain(
             audio_tokenizer=str(audio_tokenizer) if audio_tokenizer else None,
             ctc_weight=ctc_weight, guide_weight=guide_weight, guide_heads=guide_heads,
             speech_guide_weight=speech_guide_weight, input_noise=input_noise,
+            answer_noise=answer_noise,
             noise_tokenizer=str(noise_tokenizer) if noise_tokenizer else None,
         )  # fmt: skip
         cfg.loop.seed = seed
@@ -259,6 +268,7 @@ def sft(
     guide_weight: GuideWeight = 0.0,
     speech_guide_weight: SpeechGuideWeight = 0.0,
     input_noise: InputNoiseOpt = 0.0,
+    answer_noise: AnswerNoiseOpt = 0.0,
     noise_tokenizer: NoiseTokenizer = None,
     progress: Progress = True,
 ) -> None:
@@ -273,7 +283,7 @@ def sft(
             SFTConfig(data=str(data), out=str(out), stage=stage, init=str(init) if init else None,
                       asr_replay=asr_replay, qa_replay=qa_replay, ctc_weight=ctc_weight,
                       guide_weight=guide_weight, speech_guide_weight=speech_guide_weight,
-                      input_noise=input_noise,
+                      input_noise=input_noise, answer_noise=answer_noise,
                       noise_tokenizer=str(noise_tokenizer) if noise_tokenizer else None)
         )  # fmt: skip
         cfg.loop.seed = seed

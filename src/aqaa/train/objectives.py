@@ -80,11 +80,17 @@ class TargetLogprobs(nn.Module):
         self.lm = lm
 
     def forward(
-        self, ids: torch.Tensor, select: torch.Tensor, aux: Auxiliary | None = None
+        self,
+        ids: torch.Tensor,
+        select: torch.Tensor,
+        aux: Auxiliary | None = None,
+        targets: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """`ids` (B, L); `select` (B, L-1) bool over targets `ids[:, 1:]` → (N,) fp32 log-probs.
 
-        With `aux`, also computes its auxiliary losses into it (sums and counts)."""
+        `targets` (B, L), when the inputs are not the truth (`aqaa.lm.input_noise`): the
+        log-probs are of `targets[:, 1:]`. With `aux`, also computes its auxiliary losses into it
+        (sums and counts)."""
         recording: contextlib.AbstractContextManager = contextlib.nullcontext()
         if aux is not None and aux.guide_queries:
             layers = aux.guide_layers or default_layers(self.lm.config.num_hidden_layers)
@@ -92,7 +98,8 @@ class TargetLogprobs(nn.Module):
         with recording as rec:
             hidden = self.lm.model(input_ids=ids[:, :-1]).last_hidden_state
         logits = self.lm.lm_head(hidden[select]).float()
-        logp = -F.cross_entropy(logits, ids[:, 1:][select], reduction="none")
+        truth = ids if targets is None else targets
+        logp = -F.cross_entropy(logits, truth[:, 1:][select], reduction="none")
         if aux is not None and aux.spell_columns is not None:
             aux.ctc, aux.ctc_n = spelling_ctc(
                 hidden, self.lm.lm_head.weight, aux.spell_columns, aux.spans, aux.spell_targets
@@ -145,7 +152,8 @@ class LMTask:
         input_noise: InputNoise | None = None,
     ) -> None:
         self.source = source
-        #: swaps of the context's audio codes while training (`aqaa.lm.input_noise`), never in eval
+        #: swaps of audio codes in the inputs while training (`aqaa.lm.input_noise`), never in
+        #: eval; the targets stay true
         self.input_noise = input_noise
         #: weight of guided attention (`aqaa.lm.guide`) on examples with `guide_queries`: ASR
         #: (`guide_weight`) and speaking (`speech_guide_weight`, `Example.guide_speaks`);
@@ -180,8 +188,9 @@ class LMTask:
         self, module: nn.Module, items: Sequence[Example], denom: float
     ) -> tuple[torch.Tensor, dict[str, float]]:
         ids, kinds = pad_batch(items, self.device)
+        inputs = ids
         if self.input_noise is not None and module.training:
-            ids = self.input_noise.batch(ids, kinds)
+            inputs = self.input_noise.batch(ids, kinds)
         tk = kinds[:, 1:]
         select = tk != KIND_CONTEXT
         spans = [x.ctc_span for x in items]
@@ -203,7 +212,7 @@ class LMTask:
                     x.guide_queries if w else [] for w, x in zip(on, items, strict=True)
                 ]
                 aux.guide_fractions = [x.guide_fractions for x in items]
-        logp = module(ids, select, aux)
+        logp = module(inputs, select, aux) if inputs is ids else module(inputs, select, aux, ids)
         k = tk[select]
         w = torch.where(k == KIND_TEXT, self.text_weight, self.audio_weight).to(logp.dtype)
         loss = -(logp * w).sum() / denom

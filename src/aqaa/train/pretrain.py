@@ -66,6 +66,9 @@ class PretrainConfig:
     #: Chance that each context audio code (the ASR input, the questions) is swapped for a near
     #: code while training (`aqaa.lm.input_noise`); 0 is off.
     input_noise: float = 0.0
+    #: Chance that each audio code of the answer is swapped for a near code *as an input* (the
+    #: target stays true): robustness to the LM's own sampled codes; 0 is off.
+    answer_noise: float = 0.0
     #: Tokenizer whose code geometry gives the near codes (None: the shipped one).
     noise_tokenizer: str | None = None
     eval_examples: int = 64

@@ -70,6 +70,9 @@ class SFTConfig:
     #: Chance that each audio code of the context (the question) is swapped for a near code while
     #: training (`aqaa.lm.input_noise`): robustness to voices the tokenizer never heard; 0 is off.
     input_noise: float = 0.0
+    #: Chance that each audio code of the answer is swapped for a near code *as an input* (the
+    #: target stays true): robustness to the LM's own sampled codes; 0 is off.
+    answer_noise: float = 0.0
     #: Tokenizer whose code geometry gives the near codes (None: the shipped one); it must be the
     #: one that wrote the shards.
     noise_tokenizer: str | None = None
@@ -88,6 +91,8 @@ class SFTConfig:
             )
         if not 0.0 <= self.input_noise < 1.0:
             raise ValueError(f"--input-noise must be in [0, 1), got {self.input_noise}")
+        if not 0.0 <= self.answer_noise < 1.0:
+            raise ValueError(f"--answer-noise must be in [0, 1), got {self.answer_noise}")
 
 
 def sft2_defaults(cfg: SFTConfig) -> SFTConfig:
