@@ -210,14 +210,57 @@ def make_suite(
     )
 
 
+def hearing(
+    out: Annotated[Path, typer.Option(help="Output directory (hearing.json; question cache).")],
+    model: Annotated[
+        Path | None, typer.Option(help="Model directory (default: the shipped model).")
+    ] = None,
+    suite: Annotated[str, typer.Option(help="A shipped suite name or a suite JSON path.")] = (
+        "default"
+    ),
+    threads: Annotated[int | None, typer.Option(help="torch threads (default: torch's).")] = None,
+) -> None:
+    """The LM's own transcripts of the suite's questions: ASR WER by voice group (reserved,
+    held-out, training), i.e. how well it hears voices it never trained on."""
+    import json
+
+    from aqaa.engine.engine import WEIGHTS_DIR
+    from aqaa.eval.hearing import lm_transcriber, suite_hearing
+    from aqaa.eval.runner import EvalError, Workbench
+    from aqaa.eval.suite import SuiteError, load_suite
+
+    model_dir = model or WEIGHTS_DIR
+    for part in ("tokenizer", "lm"):
+        if not (model_dir / part).is_dir():
+            raise _fail(f"{model_dir} has no {part}/ (a model directory from `aqaa train ship`)")
+    if threads is not None and threads < 1:
+        raise _fail("--threads must be at least 1")
+    try:
+        s = load_suite(suite)
+        out.mkdir(parents=True, exist_ok=True)
+        bench = Workbench(out, model_dir=model_dir)  # its judge stays unloaded: unused here
+        rep = suite_hearing(s, bench.question, lm_transcriber(model_dir, threads))
+    except (SuiteError, EvalError, OSError) as e:
+        raise _fail(str(e)) from None
+    (out / "hearing.json").write_text(json.dumps(rep.to_dict(), indent=1) + "\n")
+    t = Table("voices", "words", "WER", title=f"LM transcripts of suite `{s.name}` ({model_dir})")
+    for g, row in rep.groups.items():
+        t.add_row(g, str(int(row["words"])), f"{100 * row['wer']:.1f}%")
+    t.add_row("all", str(rep.words), f"{100 * rep.wer:.1f}%")
+    console.print(t)
+    console.print(f"written: {out / 'hearing.json'}", highlight=False)
+
+
 def register(app: typer.Typer) -> None:
-    """Add `run`, `compare`, `table`, `make-suite`, `vocoder` and `token-probe` to `aqaa eval`."""
+    """Add `run`, `compare`, `table`, `make-suite`, `vocoder`, `token-probe` and `hearing` to
+    `aqaa eval`."""
     app.command("run")(run)
     app.command("compare")(compare)
     app.command("table")(table)
     app.command("make-suite")(make_suite)
     app.command("vocoder")(eval_vocoder)
     app.command("token-probe")(token_probe)
+    app.command("hearing")(hearing)
 
 
 def eval_vocoder(
