@@ -71,3 +71,21 @@ def test_cli_hears_the_smoke_suite(tiny_model_dir: Path, tmp_path: Path) -> None
     rep = json.loads((tmp_path / "o" / "hearing.json").read_text())
     assert len(rep["rows"]) == 5 and rep["wer"] > 0.5
     assert set(rep["groups"]) == {"reserved", "held-out"}  # espeak en-gb+sandro: test split
+
+
+def test_cli_refuses_an_lm_of_another_tokenizer(tiny_model_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from aqaa.lm.model import load_checkpoint, save_checkpoint
+
+    model, vocab = load_checkpoint(tiny_model_dir / "lm")
+    model.config.audio_tokenizer = "0123456789ab"
+    save_checkpoint(model, vocab, tmp_path / "lm")
+    r = CliRunner().invoke(app, ["eval", "hearing", "--out", str(tmp_path / "o"), "--model",
+                                 str(tiny_model_dir), "--lm", str(tmp_path / "lm"), "--suite",
+                                 "smoke"])  # fmt: skip
+    assert r.exit_code == 2 and "0123456789ab" in r.output.replace("\n", "")
+    shutil.rmtree(tmp_path / "lm")
+    r = CliRunner().invoke(app, ["eval", "hearing", "--out", str(tmp_path / "o"), "--lm",
+                                 str(tmp_path / "lm")])  # fmt: skip
+    assert r.exit_code == 2 and "is not an LM checkpoint" in r.output

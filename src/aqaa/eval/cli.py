@@ -218,6 +218,10 @@ def hearing(
     suite: Annotated[str, typer.Option(help="A shipped suite name or a suite JSON path.")] = (
         "default"
     ),
+    lm: Annotated[
+        Path | None,
+        typer.Option(help="An LM checkpoint to use instead of the model's (e.g. a training one)."),
+    ] = None,
     threads: Annotated[int | None, typer.Option(help="torch threads (default: torch's).")] = None,
 ) -> None:
     """The LM's own transcripts of the suite's questions: ASR WER by voice group (reserved,
@@ -227,23 +231,25 @@ def hearing(
     from aqaa.engine.engine import WEIGHTS_DIR
     from aqaa.eval.hearing import lm_transcriber, suite_hearing
     from aqaa.eval.runner import EvalError, Workbench
-    from aqaa.eval.suite import SuiteError, load_suite
+    from aqaa.eval.suite import load_suite
 
     model_dir = model or WEIGHTS_DIR
-    for part in ("tokenizer", "lm"):
-        if not (model_dir / part).is_dir():
-            raise _fail(f"{model_dir} has no {part}/ (a model directory from `aqaa train ship`)")
+    lm_dir = lm or model_dir / "lm"
+    if not (model_dir / "tokenizer").is_dir():
+        raise _fail(f"{model_dir} has no tokenizer/ (a model directory from `aqaa train ship`)")
+    if not (lm_dir / "config.json").is_file():
+        raise _fail(f"{lm_dir} is not an LM checkpoint (no config.json)")
     if threads is not None and threads < 1:
         raise _fail("--threads must be at least 1")
     try:
         s = load_suite(suite)
         out.mkdir(parents=True, exist_ok=True)
         bench = Workbench(out, model_dir=model_dir)  # its judge stays unloaded: unused here
-        rep = suite_hearing(s, bench.question, lm_transcriber(model_dir, threads))
-    except (SuiteError, EvalError, OSError) as e:
+        rep = suite_hearing(s, bench.question, lm_transcriber(model_dir, lm_dir, threads))
+    except (ValueError, EvalError, OSError) as e:  # SuiteError and tokenizer mismatches included
         raise _fail(str(e)) from None
     (out / "hearing.json").write_text(json.dumps(rep.to_dict(), indent=1) + "\n")
-    t = Table("voices", "words", "WER", title=f"LM transcripts of suite `{s.name}` ({model_dir})")
+    t = Table("voices", "words", "WER", title=f"LM transcripts of suite `{s.name}` ({lm_dir})")
     for g, row in rep.groups.items():
         t.add_row(g, str(int(row["words"])), f"{100 * row['wer']:.1f}%")
     t.add_row("all", str(rep.words), f"{100 * rep.wer:.1f}%")

@@ -90,19 +90,23 @@ def suite_hearing(
     return summarize(rows)
 
 
-def lm_transcriber(model_dir: Path, threads: int | None = None) -> Callable[[Any], str]:
-    """The model's tokenizer + LM as a transcriber: greedy ASR prompt of pretraining."""
+def lm_transcriber(
+    model_dir: Path, lm_dir: Path | None = None, threads: int | None = None
+) -> Callable[[Any], str]:
+    """The model's tokenizer + LM (or the checkpoint `lm_dir`) as a transcriber: the greedy ASR
+    prompt of pretraining. The LM must read this tokenizer's codes."""
     import torch
 
     from aqaa.lm.decode import LeanDecoder, respond
     from aqaa.lm.format import ChatTurn, FormatConfig
-    from aqaa.lm.model import load_checkpoint
+    from aqaa.lm.model import check_audio_tokenizer, load_checkpoint
     from aqaa.tokenizer.dual import DualCodebookTokenizer
 
     if threads:
         torch.set_num_threads(threads)
     tok = DualCodebookTokenizer.load(model_dir / "tokenizer")
-    model, vocab = load_checkpoint(model_dir / "lm")
+    model, vocab = load_checkpoint(lm_dir or model_dir / "lm")
+    check_audio_tokenizer(model, tok.fingerprint(), str(model_dir / "tokenizer"))
     model.eval()
     dec = LeanDecoder(model)
     fmt = FormatConfig()
