@@ -90,8 +90,13 @@ def test_noise_is_seeded_by_the_example() -> None:
     # a row of a batch gets the noise it gets alone, whatever else is in the batch
     ids2, kinds2 = _example(400)
     ids2 = ids2.flip(0)
-    batch = _noise(0.2).batch(torch.stack([ids, ids2]), torch.stack([kinds, kinds2]))
+    batch = _noise(0.2).batch(torch.stack([ids, ids2]), torch.stack([kinds, kinds2]), [400, 400])
     assert torch.equal(batch[0], a)
+    # ...and however long the batch's padding is
+    padded = torch.cat([ids, torch.zeros(50, dtype=ids.dtype)])[None]
+    pad_kinds = torch.cat([kinds, torch.zeros(50, dtype=kinds.dtype)])[None]
+    out = _noise(0.2).batch(padded, pad_kinds, [400])
+    assert torch.equal(out[0, :400], a) and not out[0, 400:].any()
 
 
 def test_config_errors() -> None:

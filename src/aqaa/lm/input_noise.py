@@ -136,6 +136,10 @@ class InputNoise:
             out[sem] = moved + LINGUISTIC_CODES + self.audio_base
         return out
 
-    def batch(self, ids: torch.Tensor, kinds: torch.Tensor) -> torch.Tensor:
-        """(B, L) padded ids and kinds → ids with each row's context audio swapped."""
-        return torch.stack([self.example(i, k) for i, k in zip(ids, kinds, strict=True)])
+    def batch(self, ids: torch.Tensor, kinds: torch.Tensor, lengths: list[int]) -> torch.Tensor:
+        """(B, L) right-padded ids and kinds, and each row's length → ids with each row's audio
+        swapped as `example` swaps it unpadded (the padding is left as it is)."""
+        out = ids.clone()
+        for row, n in enumerate(lengths):
+            out[row, :n] = self.example(ids[row, :n], kinds[row, :n])
+        return out

@@ -190,7 +190,7 @@ class LMTask:
         ids, kinds = pad_batch(items, self.device)
         inputs = ids
         if self.input_noise is not None and module.training:
-            inputs = self.input_noise.batch(ids, kinds)
+            inputs = self.input_noise.batch(ids, kinds, [len(x) for x in items])
         tk = kinds[:, 1:]
         select = tk != KIND_CONTEXT
         spans = [x.ctc_span for x in items]
