@@ -283,11 +283,12 @@ aqaa data babble --source questions --out "$D/q13" --hours 3 --seed 13 --workers
 for c in c4 q13; do aqaa data tokenize "$D/$c" --tokenizer src/aqaa/weights/tokenizer; done
 aqaa eval run --out "$R/eval_shipped" --system e2e --threads 1
 aqaa eval hearing --out "$R/eval_shipped" --threads 1      # 78.9% WER (held-out 74.5, reserved 84.0)
-# next (not yet run): SFT continuations, control vs question noise vs question + answer noise
-for spec in "lm21 0 0" "lm22 0.2 0" "lm23 0.2 0.1"; do
+# session 19 (a fresh AVX512-BF16 host): the same corpora rebuilt; SFT continuations of the shipped
+# LM on c4 + q13, control against question + answer code noise (3.6 s/step each, two at once)
+for spec in "lm21 0 0" "lm23 0.2 0.1"; do
   set -- $spec
   aqaa train sft --stage 1 --data "$D/c4,$D/q13" --out "$R/$1" --init src/aqaa/weights/lm \
     --asr-replay 0.2 --qa-replay 0.2 --ctc-weight 0.5 --guide-weight 1.0 --speech-guide-weight 1.0 \
-    --input-noise "$2" --answer-noise "$3" --lr 2e-4 --max-steps 600 --threads 1 &
+    --input-noise "$2" --answer-noise "$3" --lr 2e-4 --max-steps 500 --ckpt-every 100 --threads 1 &
 done
 wait
