@@ -43,6 +43,7 @@ from aqaa.eval.runner import (
     EvalError,
     RunConfig,
     Workbench,
+    aggregate,
     judge_turn,
     load_results,
     run_suite,
@@ -526,3 +527,14 @@ def test_summary_table_lines_up_runs(tmp_path: Path) -> None:
     assert out.output.startswith("| metric | sft1 | merged |")
     out = runner.invoke(_app(), ["table", str(a), str(b), "--names", "only-one"])
     assert out.exit_code == 2 and "1 names for 2 runs" in out.output
+
+
+def test_aggregate_caps_a_hallucinated_turn_in_the_capped_consistency() -> None:
+    def row(errors: int, words: int) -> dict:
+        return {"consistency": {"errors": errors, "words": words, "wer": errors / words}}
+
+    # Two ordinary turns (1 error in 10 words each) and one Whisper loop: 113 insertions on 7 words.
+    s = aggregate([row(1, 10), row(1, 10), row(113, 7)])
+    assert s["consistency_wer"] == round(115 / 27, 4)
+    assert s["consistency_wer_capped"] == round((1 + 1 + 7) / 27, 4)
+    assert "consistency_wer_capped" in METRICS

@@ -500,10 +500,16 @@ def _median(xs: list[Any]) -> float | None:
 
 
 def aggregate(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Means over turns (None where nothing was judged); WER pooled over words."""
+    """Means over turns (None where nothing was judged); WER pooled over words.
+
+    `consistency_wer_capped` pools the same errors with each turn's count capped at its word count:
+    one Whisper hallucination loop on a short clip ("17,000,000,000,…", 113 inserted words in
+    session 19) can otherwise outweigh every other turn of the suite.
+    """
     ok = [r for r in rows if not r.get("error")]
     words = sum(r["consistency"]["words"] for r in ok)
     errors = sum(r["consistency"]["errors"] for r in ok)
+    capped = sum(min(r["consistency"]["errors"], r["consistency"]["words"]) for r in ok)
 
     def field_(name: str) -> list[Any]:
         return [r.get(name) for r in rows]
@@ -516,6 +522,7 @@ def aggregate(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "content_accuracy": _mean(field_("content_correct")),
         "text_accuracy": _mean(field_("text_correct")),
         "consistency_wer": round(errors / words, 4) if words else None,
+        "consistency_wer_capped": round(capped / words, 4) if words else None,
         "style_accuracy": _mean(field_("style_pass")),
         "style_tag_accuracy": _mean([r.get("style_tags_correct") for r in ok]),
         "paralinguistic_accuracy": _mean(field_("paralinguistic_correct")),
@@ -533,6 +540,7 @@ METRICS: dict[str, str] = {
     "content_accuracy": "share of answers whose transcript holds an accepted answer (↑)",
     "text_accuracy": "the same on the text channel (↑)",
     "consistency_wer": "WER of the text channel against the transcript of the speech (↓)",
+    "consistency_wer_capped": "the same with each turn's errors capped at its words (↓)",
     "style_accuracy": "styled answers whose prosody moved the right way by enough (↑)",
     "style_tag_accuracy": "answers whose text planned the expected styles (↑)",
     "paralinguistic_accuracy": "voice-understanding answers naming the right label (↑)",
