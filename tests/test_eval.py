@@ -538,3 +538,16 @@ def test_aggregate_caps_a_hallucinated_turn_in_the_capped_consistency() -> None:
     assert s["consistency_wer"] == round(115 / 27, 4)
     assert s["consistency_wer_capped"] == round((1 + 1 + 7) / 27, 4)
     assert "consistency_wer_capped" in METRICS
+
+
+def test_load_results_fills_a_metric_an_older_file_lacks(tmp_path: Path) -> None:
+    turns = [
+        {"consistency": {"errors": 1, "words": 10, "wer": 0.1}},
+        {"consistency": {"errors": 30, "words": 5, "wer": 6.0}},
+    ]
+    summary = {"consistency_wer": round(31 / 15, 4)}  # written before the capped metric existed
+    data = {"systems": {"e2e": {"summary": summary, "items": [{"turns": turns}]}}}
+    (tmp_path / "results.json").write_text(json.dumps(data))
+    s = load_results(tmp_path)["systems"]["e2e"]["summary"]
+    assert s["consistency_wer"] == round(31 / 15, 4)  # what the file says is kept
+    assert s["consistency_wer_capped"] == round(6 / 15, 4)

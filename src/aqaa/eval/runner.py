@@ -718,4 +718,18 @@ def load_results(path: str | Path) -> dict[str, Any]:
         raise ValueError(f"{p} is not a results file: {e}") from None
     if not isinstance(data, dict) or "systems" not in data:
         raise ValueError(f"{p} is not an aqaa eval results file")
+    for result in data["systems"].values():
+        _fill_new_metrics(result)
     return data
+
+
+def _fill_new_metrics(result: dict[str, Any]) -> None:
+    """Add summary metrics that a file written before they existed lacks, from its own turns."""
+    summary = result.get("summary")
+    items = result.get("items")
+    if not isinstance(summary, dict) or not isinstance(items, list):
+        return
+    missing = [m for m in METRICS if m not in summary]
+    if missing:
+        fresh = aggregate([r for it in items for r in it.get("turns", [])])
+        summary.update({m: fresh[m] for m in missing if m in fresh})
