@@ -308,3 +308,5 @@ for r in lm21 lm23; do
 done
 wait
 aqaa eval table "$R/eval_lm21s" "$R/eval_lm21" "$R/eval_lm23s" "$R/eval_lm23"   # none beats the shipped model
+aqaa train evaluate --checkpoint "$R/lm21/sft1/final" --data "$D/q13" --split valid -n 60 --threads 2
+# ASR 33.9% (CTC spelling CER 22.1%), QA from audio 0/34, from text 38.2%
