@@ -310,3 +310,7 @@ wait
 aqaa eval table "$R/eval_lm21s" "$R/eval_lm21" "$R/eval_lm23s" "$R/eval_lm23"   # none beats the shipped model
 aqaa train evaluate --checkpoint "$R/lm21/sft1/final" --data "$D/q13" --split valid -n 60 --threads 2
 # ASR 33.9% (CTC spelling CER 22.1%), QA from audio 0/34, from text 38.2%
+aqaa train sft --stage 1 --data "$D/q13" --out "$R/lm24" --init "$R/lm21/sft1/final" --asr-replay 0.2 \
+  --qa-replay 0.2 --ctc-weight 0.5 --guide-weight 1.0 --lr 2e-4 --max-steps 200 --ckpt-every 100 --threads 2
+aqaa train evaluate --checkpoint "$R/lm24/sft1/final" --data "$D/q13" --split valid -n 60 --threads 2
+# ASR 38.6%, CTC 22.0%, QA from audio 2/34, from text 44.1%
