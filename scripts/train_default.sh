@@ -314,3 +314,7 @@ aqaa train sft --stage 1 --data "$D/q13" --out "$R/lm24" --init "$R/lm21/sft1/fi
   --qa-replay 0.2 --ctc-weight 0.5 --guide-weight 1.0 --lr 2e-4 --max-steps 200 --ckpt-every 100 --threads 2
 aqaa train evaluate --checkpoint "$R/lm24/sft1/final" --data "$D/q13" --split valid -n 60 --threads 2
 # ASR 38.6%, CTC 22.0%, QA from audio 2/34, from text 44.1%
+aqaa train sft --stage 1 --data "$D/q13" --out "$R/lm25" --init "$R/lm24/sft1/final" --asr-replay 0.2 \
+  --qa-replay 0.2 --ctc-weight 0.5 --guide-weight 1.0 --lr 2e-4 --max-steps 400 --ckpt-every 100 --threads 2
+aqaa train evaluate --checkpoint "$R/lm25/sft1/final" --data "$D/q13" --split valid -n 60 --threads 2
+# ASR 37.0%, CTC 21.2%, QA from audio 0/34, from text 44.1%: more passes do not teach the mapping
