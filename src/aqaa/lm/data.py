@@ -45,6 +45,7 @@ from aqaa.lm.format import (
 )
 from aqaa.lm.guide import token_fractions, uniform_fractions
 from aqaa.lm.spelling import spell_targets
+from aqaa.lm.twin import NO_TWIN_CATEGORIES, text_twin
 from aqaa.lm.vocab import AUDIO_START_ID, EOT_ID, TEXT_END_ID, Vocab
 
 SPLITS = ("train", "valid", "test")
@@ -358,7 +359,8 @@ class SFTSource(ExampleSource):
     spelling-CTC and guided-attention spans), so that fine-tuning keeps the reading it learnt;
     `qa_replay` the fraction that are the text-only `generated_qa` task, so that it keeps what
     its text channel knows. Items without answer audio (`aqaa data babble --source questions`)
-    are answered in the text channel.
+    are answered in the text channel. `text_twins` gives each spoken-question example its typed
+    twin (`aqaa.lm.twin`).
     """
 
     def __init__(
@@ -373,8 +375,10 @@ class SFTSource(ExampleSource):
         replay: float = 0.0,
         asr_replay: float = 0.0,
         qa_replay: float = 0.0,
+        text_twins: bool = False,
     ) -> None:
         super().__init__(answered(items), vocab, fmt, max_len)
+        self.text_twins = text_twins
         if min(asr_replay, qa_replay) < 0.0 or asr_replay + qa_replay >= 1.0:
             raise ValueError(
                 f"asr_replay and qa_replay must be ≥ 0 with a sum below 1, "
@@ -409,6 +413,9 @@ class SFTSource(ExampleSource):
         ex = build_example(self.vocab, turns, mode, self.fmt, task=f"sft_{mode}")
         if mode == "speech":
             speech_guide(self.vocab, ex, [c.tagged for c in item.turns[k].answer_clips])
+        if self.text_twins and item.category not in NO_TWIN_CATEGORIES:
+            texts = [t.human_text for t in item.turns[: k + 1]]
+            ex.twin = text_twin(self.vocab, turns, texts, mode, self.fmt)
         return ex
 
 

@@ -119,6 +119,9 @@ class Example:
     guide_queries: list[int] = field(default_factory=list)
     guide_fractions: list[float] = field(default_factory=list)
     guide_speaks: bool = False
+    #: The same dialogue and response with the human turns typed, not spoken (`aqaa.lm.twin`):
+    #: the teacher of the text-twin alignment; None where unused or meaningless.
+    twin: Example | None = None
 
     def __post_init__(self) -> None:
         if len(self.ids) != len(self.kinds):

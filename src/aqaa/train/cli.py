@@ -270,6 +270,13 @@ def sft(
     input_noise: InputNoiseOpt = 0.0,
     answer_noise: AnswerNoiseOpt = 0.0,
     noise_tokenizer: NoiseTokenizer = None,
+    twin_weight: Annotated[
+        float,
+        typer.Option(
+            help="Text-twin alignment: pull the hidden states after hearing a question toward "
+            "those after reading it (aqaa.lm.twin); 0 is off."
+        ),
+    ] = 0.0,
     progress: Progress = True,
 ) -> None:
     """Supervised fine-tuning: spoken question → text (+ audio) answer.
@@ -284,7 +291,8 @@ def sft(
                       asr_replay=asr_replay, qa_replay=qa_replay, ctc_weight=ctc_weight,
                       guide_weight=guide_weight, speech_guide_weight=speech_guide_weight,
                       input_noise=input_noise, answer_noise=answer_noise,
-                      noise_tokenizer=str(noise_tokenizer) if noise_tokenizer else None)
+                      noise_tokenizer=str(noise_tokenizer) if noise_tokenizer else None,
+                      twin_weight=twin_weight)
         )  # fmt: skip
         cfg.loop.seed = seed
         cfg.loop.bf16 = bf16

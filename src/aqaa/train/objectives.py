@@ -22,6 +22,7 @@ from aqaa.lm.format import KIND_AUDIO, KIND_CONTEXT, KIND_TEXT, Example
 from aqaa.lm.guide import default_layers, guide_loss, record_attention
 from aqaa.lm.input_noise import InputNoise
 from aqaa.lm.spelling import spell_columns, spelling_ctc
+from aqaa.lm.twin import twin_alignment, twin_positions
 from aqaa.lm.vocab import PAD_ID
 from aqaa.tokenizer.ids import LINGUISTIC_CODES
 
@@ -43,7 +44,8 @@ class Task(Protocol):
 class Auxiliary:
     """The auxiliary losses of a micro-batch (`LMTask`): spelling CTC (`aqaa.lm.spelling`) at
     the question's audio positions, guided attention (`aqaa.lm.guide`) of the transcript's
-    queries. Each is on when its part is set; the forward fills the sums and counts."""
+    queries, text-twin alignment (`aqaa.lm.twin`) of the hidden states. Each is on when its part
+    is set; the forward fills the sums and counts."""
 
     #: spelling CTC: class token ids, audio spans, character targets per example
     spell_columns: torch.Tensor | None = None
@@ -66,6 +68,13 @@ class Auxiliary:
     guide: torch.Tensor | None = None
     guide_sums: Sequence[float] = ()
     guide_counts: Sequence[int] = ()
+    #: text twins: hidden-state indices (0 = embeddings), the twins' hidden states there (one
+    #: row per example with a twin, detached), each example's `twin_positions` or None
+    twin_layers: Sequence[int] = ()
+    twin_teacher: Sequence[torch.Tensor] = ()
+    twin_spans: Sequence[tuple[int, int, int] | None] = ()
+    twin: torch.Tensor | None = None
+    twin_n: int = 0
 
 
 class TargetLogprobs(nn.Module):
@@ -95,8 +104,13 @@ class TargetLogprobs(nn.Module):
         if aux is not None and aux.guide_queries:
             layers = aux.guide_layers or default_layers(self.lm.config.num_hidden_layers)
             recording = record_attention(self.lm, layers, aux.guide_heads)
+        twins = aux is not None and bool(aux.twin_teacher)
         with recording as rec:
-            hidden = self.lm.model(input_ids=ids[:, :-1]).last_hidden_state
+            out = self.lm.model(input_ids=ids[:, :-1], output_hidden_states=twins)
+        hidden = out.last_hidden_state
+        if twins:
+            student = [out.hidden_states[i] for i in aux.twin_layers]
+            aux.twin, aux.twin_n = twin_alignment(student, aux.twin_teacher, aux.twin_spans)
         logits = self.lm.lm_head(hidden[select]).float()
         truth = ids if targets is None else targets
         logp = -F.cross_entropy(logits, truth[:, 1:][select], reduction="none")
@@ -150,8 +164,11 @@ class LMTask:
         guide_width: float = 0.15,
         speech_guide_weight: float = 0.0,
         input_noise: InputNoise | None = None,
+        twin_weight: float = 0.0,
     ) -> None:
         self.source = source
+        #: weight of the text-twin alignment (`aqaa.lm.twin`) on examples that carry a twin
+        self.twin_weight = twin_weight
         #: swaps of audio codes in the inputs while training (`aqaa.lm.input_noise`), never in
         #: eval; the targets stay true
         self.input_noise = input_noise
@@ -198,9 +215,14 @@ class LMTask:
         # reads the text); an example without a guide, or with its kind off, has no queries
         on = [(self.speech_guide_weight if x.guide_speaks else self.guide_weight)
               * bool(x.guide_queries) for x in items]  # fmt: skip
+        twins = [x.twin for x in items] if self.twin_weight else []
+        has_twin = any(t is not None for t in twins)
         aux = None
-        if (self._columns is not None and any(spans)) or any(on):
-            aux = Auxiliary(spell_columns=self._columns if any(spans) else None, spans=spans)
+        if (self._columns is not None and any(spans)) or any(on) or has_twin:
+            aux = Auxiliary(
+                spell_columns=self._columns if self._columns is not None and any(spans) else None,
+                spans=spans,
+            )
             aux.spell_targets = [x.ctc_targets for x in items]
             if any(on):
                 aux.guide_layers = self.guide_layers
@@ -212,6 +234,8 @@ class LMTask:
                     x.guide_queries if w else [] for w, x in zip(on, items, strict=True)
                 ]
                 aux.guide_fractions = [x.guide_fractions for x in items]
+            if has_twin:
+                self._twin_teacher(module, items, aux)
         logp = module(inputs, select, aux) if inputs is ids else module(inputs, select, aux, ids)
         k = tk[select]
         w = torch.where(k == KIND_TEXT, self.text_weight, self.audio_weight).to(logp.dtype)
@@ -234,12 +258,15 @@ class LMTask:
         }
         # every configured channel has its keys in every micro-batch: processes sum the same keys
         for ch, w in (("ctc", self.ctc_weight), ("guide", self.guide_weight),
-                      ("speak", self.speech_guide_weight)):  # fmt: skip
+                      ("speak", self.speech_guide_weight), ("twin", self.twin_weight)):  # fmt: skip
             if w:
                 stats[f"{ch}_nll"] = stats[f"{ch}_n"] = 0.0
         if aux is not None and aux.ctc is not None:
             loss = loss + self.ctc_weight * aux.ctc / denom
             stats["ctc_nll"], stats["ctc_n"] = float(aux.ctc.detach()), float(aux.ctc_n)
+        if aux is not None and aux.twin is not None:
+            loss = loss + self.twin_weight * aux.twin / denom
+            stats["twin_nll"], stats["twin_n"] = float(aux.twin.detach()), float(aux.twin_n)
         if aux is not None and aux.guide is not None:
             loss = loss + aux.guide / denom
             for x, g, n in zip(items, aux.guide_sums, aux.guide_counts, strict=True):
@@ -248,6 +275,18 @@ class LMTask:
                     stats[f"{ch}_nll"] += g
                     stats[f"{ch}_n"] += n
         return loss, stats
+
+    def _twin_teacher(self, module: nn.Module, items: Sequence[Example], aux: Auxiliary) -> None:
+        """The twins' hidden states in the upper half of the stack, without gradient."""
+        lm = getattr(module, "module", module).lm  # under DDP, the wrapped TargetLogprobs
+        n = lm.config.num_hidden_layers
+        aux.twin_layers = list(range(n // 2 + 1, n + 1))
+        twins = [x.twin for x in items if x.twin is not None]
+        aux.twin_spans = [None if x.twin is None else twin_positions(x, x.twin) for x in items]
+        tids, _ = pad_batch(twins, self.device)
+        with torch.no_grad():
+            out = lm.model(input_ids=tids[:, :-1], output_hidden_states=True)
+        aux.twin_teacher = [out.hidden_states[i].detach() for i in aux.twin_layers]
 
     def eval_items(self) -> list[Example]:
         if self.eval_source is None or self.eval_size <= 0:
@@ -259,7 +298,7 @@ class LMTask:
         n = sums.get("text_n", 0.0) + sums.get("audio_n", 0.0)
         if n:
             out["loss"] = (sums["text_nll"] + sums["audio_nll"]) / n
-        for ch in ("text", "audio", "ling", "sem", "ctc", "guide", "speak"):
+        for ch in ("text", "audio", "ling", "sem", "ctc", "guide", "speak", "twin"):
             if sums.get(f"{ch}_n"):
                 out[f"{ch}_loss"] = sums[f"{ch}_nll"] / sums[f"{ch}_n"]
         return out

@@ -76,6 +76,9 @@ class SFTConfig:
     #: Tokenizer whose code geometry gives the near codes (None: the shipped one); it must be the
     #: one that wrote the shards.
     noise_tokenizer: str | None = None
+    #: Weight of the text-twin alignment (`aqaa.lm.twin`): hidden states after hearing a question
+    #: pulled toward those after reading it; 0 is off.
+    twin_weight: float = 0.0
     eval_examples: int = 64
     format: FormatConfig = field(default_factory=FormatConfig)
     loop: LoopConfig = field(default_factory=_sft_loop)
@@ -93,6 +96,8 @@ class SFTConfig:
             raise ValueError(f"--input-noise must be in [0, 1), got {self.input_noise}")
         if not 0.0 <= self.answer_noise < 1.0:
             raise ValueError(f"--answer-noise must be in [0, 1), got {self.answer_noise}")
+        if self.twin_weight < 0.0:
+            raise ValueError(f"--twin-weight must be ≥ 0, got {self.twin_weight}")
 
 
 def sft2_defaults(cfg: SFTConfig) -> SFTConfig:
@@ -138,10 +143,12 @@ def run_sft(
         cfg.replay,
         cfg.asr_replay,
         cfg.qa_replay,
+        text_twins=cfg.twin_weight > 0,
     )
     try:
         valid = load_items(cfg.data, "valid")
-        eval_src = SFTSource(valid, vocab, cfg.format, cfg.max_len, cfg.text_answer_fraction)
+        eval_src = SFTSource(valid, vocab, cfg.format, cfg.max_len, cfg.text_answer_fraction,
+                             text_twins=cfg.twin_weight > 0)  # fmt: skip
     except (FileNotFoundError, ValueError):
         eval_src = None
     task = LMTask(
@@ -156,6 +163,7 @@ def run_sft(
         guide_weight=cfg.guide_weight,
         speech_guide_weight=cfg.speech_guide_weight,
         input_noise=InputNoise.for_run(cfg, vocab.audio_base, data_tokenizer),
+        twin_weight=cfg.twin_weight,
     )
     return train(
         stage_dir=sdir,
