@@ -113,7 +113,9 @@ def test_evaluate_lm_and_cli(setup, tmp_path) -> None:
     assert res.qa_n == min(3, sum(it.category in ("knowledge", "reasoning") for it in items))
     assert res.qa_accuracy == 0.0  # a random model answers nothing right
     assert res.qa_text_accuracy == 0.0  # ... whether it hears the question or reads it
-    assert all("answer_from_text" in s for s in res.samples if s["task"] == "qa")
+    assert res.qa_transcript_accuracy == 0.0  # ... or reads its own transcript of it
+    qa = [s for s in res.samples if s["task"] == "qa"]
+    assert qa and all({"answer_from_text", "heard", "answer_from_heard"} <= set(s) for s in qa)
     # one alignment score per layer, an attention mass
     assert len(res.alignment) == model.config.num_hidden_layers
     assert all(0.0 <= a <= 1.0 for a in res.alignment)

@@ -74,6 +74,9 @@ class LMEval:
     #: QA accuracy with the question given as text (the cascade's upper bound on this LM): the
     #: gap to `qa_accuracy` is what hearing costs, the gap to 1 what the model does not know
     qa_text_accuracy: float | None = None
+    #: QA accuracy with the question given as the LM's *own transcript* of it (ASR prompt, then
+    #: the text answerer): what answering through an inner transcript would reach
+    qa_transcript_accuracy: float | None = None
     tokens_per_second: float = 0.0
     samples: list[dict[str, Any]] = field(default_factory=list)
 
@@ -151,6 +154,7 @@ def evaluate_lm(
         out.spelling_cer = c_errs / chars
     per: dict[str, list[int]] = {}
     knows: list[int] = []
+    via: list[int] = []
     qa = [it for it in items if it.category in categories][:n_qa]
     ask = text_answerer(dec, vocab, fmt, max_new_tokens=96)
     for it in qa:
@@ -162,6 +166,10 @@ def evaluate_lm(
         # the same question as text: does the model know the answer, whether or not it hears it?
         from_text = ask(t.human_text)
         knows.append(int(correct(from_text, t.accept)))
+        heard, _ = respond(dec, vocab, [ChatTurn(human_codes=t.human_codes)], "text", fmt,
+                           system=fmt.system_asr, max_new_tokens=128)  # fmt: skip
+        from_heard = ask(heard.text)
+        via.append(int(correct(from_heard, t.accept)))
         if len(out.samples) < 20:
             out.samples.append(
                 {
@@ -169,6 +177,8 @@ def evaluate_lm(
                     "q": t.human_text,
                     "answer": p.text,
                     "answer_from_text": from_text,
+                    "heard": heard.text,
+                    "answer_from_heard": from_heard,
                     "accept": t.accept,
                     "ok": correct(p.text, t.accept),
                 }
@@ -178,6 +188,7 @@ def evaluate_lm(
         out.qa_accuracy = sum(sum(v) for v in per.values()) / out.qa_n
         out.qa_per_category = {k: sum(v) / len(v) for k, v in per.items()}
         out.qa_text_accuracy = sum(knows) / len(knows)
+        out.qa_transcript_accuracy = sum(via) / len(via)
     out.tokens_per_second = toks / secs if secs else 0.0
     return out
 

@@ -485,7 +485,8 @@ def evaluate(
         + (
             ""
             if res.qa_text_accuracy is None
-            else f" (question as text: {res.qa_text_accuracy:.1%})"
+            else f" (question as text: {res.qa_text_accuracy:.1%}; as its own transcript: "
+            f"{res.qa_transcript_accuracy:.1%})"
         )
         + f"; {res.tokens_per_second:.0f} tokens/s"
     )
