@@ -46,7 +46,7 @@ from aqaa.lm.format import (
 from aqaa.lm.guide import token_fractions, uniform_fractions
 from aqaa.lm.spelling import spell_targets
 from aqaa.lm.twin import NO_TWIN_CATEGORIES, text_twin
-from aqaa.lm.vocab import AUDIO_START_ID, EOT_ID, TEXT_END_ID, Vocab
+from aqaa.lm.vocab import AUDIO_START_ID, BOT_ID, EOT_ID, TEXT_END_ID, Vocab
 
 SPLITS = ("train", "valid", "test")
 PRETRAIN_TASKS = ("continuation", "asr", "tts", "interleaved", "text_qa", "generated_qa")
@@ -235,12 +235,14 @@ def speech_guide(vocab: Vocab, ex: Example, sentences: Sequence[str]) -> Example
     pair up."""
     clips: list[list[int]] = []
     written: list[int] = []
+    # the response starts after the last <|BOT|>; trained text before it is a listening note
+    resp0 = max((p for p, t in enumerate(ex.ids) if t == BOT_ID), default=-1)
     for p, (t, k) in enumerate(zip(ex.ids, ex.kinds, strict=True)):
         if k == KIND_AUDIO and t == AUDIO_START_ID:
             clips.append([])
         elif k == KIND_AUDIO and vocab.is_audio(t) and clips:
             clips[-1].append(p)
-        elif k == KIND_TEXT and t not in (TEXT_END_ID, EOT_ID):
+        elif k == KIND_TEXT and t not in (TEXT_END_ID, EOT_ID) and p > resp0:
             written.append(p)
     text = " ".join(sentences)
     if not written and clips:  # the text is the prompt's: its last occurrence before the audio
@@ -360,7 +362,8 @@ class SFTSource(ExampleSource):
     `qa_replay` the fraction that are the text-only `generated_qa` task, so that it keeps what
     its text channel knows. Items without answer audio (`aqaa data babble --source questions`)
     are answered in the text channel. `text_twins` gives each spoken-question example its typed
-    twin (`aqaa.lm.twin`).
+    twin (`aqaa.lm.twin`); `notes` has the model write what it heard after each spoken question
+    (`aqaa.lm.notes`), trained on the last one.
     """
 
     def __init__(
@@ -376,9 +379,11 @@ class SFTSource(ExampleSource):
         asr_replay: float = 0.0,
         qa_replay: float = 0.0,
         text_twins: bool = False,
+        notes: bool = False,
     ) -> None:
         super().__init__(answered(items), vocab, fmt, max_len)
         self.text_twins = text_twins
+        self.notes = notes
         if min(asr_replay, qa_replay) < 0.0 or asr_replay + qa_replay >= 1.0:
             raise ValueError(
                 f"asr_replay and qa_replay must be ≥ 0 with a sum below 1, "
@@ -410,6 +415,9 @@ class SFTSource(ExampleSource):
         if not item.turns[k].answer_clips:  # spoken questions with text answers only
             mode = "text"
         turns = [t.chat(with_audio=True) for t in item.turns[: k + 1]]
+        if self.notes:
+            for chat, t in zip(turns, item.turns, strict=False):
+                chat.human_note = t.human_text
         ex = build_example(self.vocab, turns, mode, self.fmt, task=f"sft_{mode}")
         if mode == "speech":
             speech_guide(self.vocab, ex, [c.tagged for c in item.turns[k].answer_clips])

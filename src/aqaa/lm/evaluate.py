@@ -31,6 +31,7 @@ from aqaa.lm.decode import LeanDecoder, respond
 from aqaa.lm.format import ChatTurn, FormatConfig, Mode, asr_prompt
 from aqaa.lm.guide import head_alignment
 from aqaa.lm.joint import joint_transcribe
+from aqaa.lm.notes import take_note, with_note
 from aqaa.lm.spelling import SPELL_CHARS, spell_columns, spell_greedy, spell_targets
 from aqaa.lm.vocab import Vocab
 
@@ -116,10 +117,12 @@ def evaluate_lm(
     max_len: int = 2048,
     dtype: torch.dtype = torch.float32,
     joint_ctc: float = 0.0,
+    notes: bool = False,
 ) -> LMEval:
     """ASR WER and QA accuracy of a checkpoint on `items` (first turns only). With `joint_ctc`
     λ > 0, transcripts also come from joint CTC/attention beam search (`aqaa.lm.joint`), scored
-    beside the greedy ones."""
+    beside the greedy ones. With `notes`, the model writes its listening note of each spoken
+    question before it answers (`aqaa.lm.notes`)."""
     fmt = fmt or FormatConfig()
     dec = LeanDecoder(model, max_len=max_len, dtype=dtype)
     out = LMEval()
@@ -159,7 +162,11 @@ def evaluate_lm(
     ask = text_answerer(dec, vocab, fmt, max_new_tokens=96)
     for it in qa:
         t = it.turns[0]
-        p, r = respond(dec, vocab, [ChatTurn(human_codes=t.human_codes)], qa_mode, fmt,
+        turns = [ChatTurn(human_codes=t.human_codes)]
+        note = take_note(dec, vocab, turns, qa_mode, fmt) if notes else None
+        if note is not None:
+            turns = with_note(turns, note)
+        p, r = respond(dec, vocab, turns, qa_mode, fmt,
                        max_new_tokens=512 if qa_mode == "speech" else 96)  # fmt: skip
         per.setdefault(it.category, []).append(int(correct(p.text, t.accept)))
         toks, secs = toks + len(r.ids), secs + r.seconds
@@ -178,6 +185,7 @@ def evaluate_lm(
                     "answer": p.text,
                     "answer_from_text": from_text,
                     "heard": heard.text,
+                    **({"note": note} if notes else {}),
                     "answer_from_heard": from_heard,
                     "accept": t.accept,
                     "ok": correct(p.text, t.accept),

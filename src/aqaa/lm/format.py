@@ -97,6 +97,9 @@ class ChatTurn:
     human_text: str | None = None
     answer_text: str = ""
     answer_clips: list[Sequence[int] | np.ndarray] = field(default_factory=list)
+    #: The listening note of a spoken turn (`aqaa.lm.notes`): text the model writes after the
+    #: question's audio, inside the human turn, before `<|EOT|>`; None: no note.
+    human_note: str | None = None
 
 
 @dataclass
@@ -162,6 +165,8 @@ def system_block(vocab: Vocab, prompt: str) -> list[int]:
 def human_block(vocab: Vocab, turn: ChatTurn) -> list[int]:
     if turn.human_codes is not None and len(turn.human_codes):
         body = audio_block(vocab, turn.human_codes)
+        if turn.human_note is not None:
+            body += vocab.encode(turn.human_note)
     elif turn.human_text:
         body = vocab.encode(turn.human_text)
     else:
@@ -284,12 +289,18 @@ def build_example(
     system: str | None = None,
     task: str = "",
 ) -> Example:
-    """A training sequence whose loss covers the response to `turns[-1]` only."""
+    """A training sequence whose loss covers the response to `turns[-1]` only, and the listening
+    note of `turns[-1]` with its `<|EOT|>` when it has one (`aqaa.lm.notes`)."""
     cfg = cfg or FormatConfig()
     prompt = build_prompt(vocab, turns, mode, cfg, system)
     last = turns[-1]
     resp, kinds = response(vocab, last.answer_text, last.answer_clips, mode, cfg)
-    return Example(prompt + resp, [KIND_CONTEXT] * len(prompt) + kinds, task)
+    prompt_kinds = [KIND_CONTEXT] * len(prompt)
+    if last.human_note is not None and last.human_codes is not None and len(last.human_codes):
+        end = len(prompt) - len(header(vocab, "assistant"))  # one past the turn's <|EOT|>
+        n = len(vocab.encode(last.human_note)) + 1
+        prompt_kinds[end - n : end] = [KIND_TEXT] * n
+    return Example(prompt + resp, prompt_kinds + kinds, task)
 
 
 # ----- parsing ----------------------------------------------------------------------------

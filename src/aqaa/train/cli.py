@@ -277,6 +277,13 @@ def sft(
             "those after reading it (aqaa.lm.twin); 0 is off."
         ),
     ] = 0.0,
+    notes: Annotated[
+        bool,
+        typer.Option(
+            help="Listening notes: after each spoken question the LM writes what it heard, "
+            "trained on the transcript, then answers (aqaa.lm.notes)."
+        ),
+    ] = False,
     progress: Progress = True,
 ) -> None:
     """Supervised fine-tuning: spoken question → text (+ audio) answer.
@@ -292,7 +299,7 @@ def sft(
                       guide_weight=guide_weight, speech_guide_weight=speech_guide_weight,
                       input_noise=input_noise, answer_noise=answer_noise,
                       noise_tokenizer=str(noise_tokenizer) if noise_tokenizer else None,
-                      twin_weight=twin_weight)
+                      twin_weight=twin_weight, notes=notes)
         )  # fmt: skip
         cfg.loop.seed = seed
         cfg.loop.bf16 = bf16
@@ -416,6 +423,13 @@ def evaluate(
         Path | None,
         typer.Option(help="Vocoder for --read-aloud, trained on the LM's tokenizer's codes."),
     ] = None,
+    notes: Annotated[
+        bool,
+        typer.Option(
+            help="QA: the LM writes its listening note of the question before it answers "
+            "(for a model trained with `aqaa train sft --notes`; aqaa.lm.notes)."
+        ),
+    ] = False,
 ) -> None:
     """LM-only checks on held-out shards: ASR WER and knowledge/reasoning QA accuracy."""
     import dataclasses
@@ -439,7 +453,7 @@ def evaluate(
     if not 0.0 <= joint_ctc <= 1.0:
         raise _fail(f"--joint-ctc must be in [0, 1], got {joint_ctc}")
     res = evaluate_lm(model, vocab, items, n_asr=n, n_qa=n, qa_mode=qa_mode,  # type: ignore[arg-type]
-                      joint_ctc=joint_ctc)  # fmt: skip
+                      joint_ctc=joint_ctc, notes=notes)  # fmt: skip
     if attention_plot and res.alignment and items:
         from aqaa.lm.data import asr_example
         from aqaa.lm.format import FormatConfig

@@ -79,6 +79,9 @@ class SFTConfig:
     #: Weight of the text-twin alignment (`aqaa.lm.twin`): hidden states after hearing a question
     #: pulled toward those after reading it; 0 is off.
     twin_weight: float = 0.0
+    #: Listening notes (`aqaa.lm.notes`): each spoken question is followed by its transcript,
+    #: which the LM learns to write before it answers.
+    notes: bool = False
     eval_examples: int = 64
     format: FormatConfig = field(default_factory=FormatConfig)
     loop: LoopConfig = field(default_factory=_sft_loop)
@@ -144,11 +147,12 @@ def run_sft(
         cfg.asr_replay,
         cfg.qa_replay,
         text_twins=cfg.twin_weight > 0,
+        notes=cfg.notes,
     )
     try:
         valid = load_items(cfg.data, "valid")
         eval_src = SFTSource(valid, vocab, cfg.format, cfg.max_len, cfg.text_answer_fraction,
-                             text_twins=cfg.twin_weight > 0)  # fmt: skip
+                             text_twins=cfg.twin_weight > 0, notes=cfg.notes)  # fmt: skip
     except (FileNotFoundError, ValueError):
         eval_src = None
     task = LMTask(
