@@ -270,3 +270,44 @@ def test_lm_weight_format_is_chosen_and_checked(engine: Engine, model_dir: Path)
     r = runner.invoke(app, ["bench", "latency", str(QUESTION), "--model", str(model_dir),
                             "--lm-weights", "int4"])  # fmt: skip
     assert r.exit_code == 2 and "weight format must be one of" in r.output
+
+
+def test_note_taking_model_writes_its_note_before_answering(model_dir: Path) -> None:
+    """`aqaa.lm.notes` in the engine: the note goes into the prompt and the history, not the
+    answer; the same greedy note as `take_note` writes offline."""
+    from aqaa.engine.engine import EngineConfig
+    from aqaa.lm.format import ChatTurn
+    from aqaa.lm.notes import take_note
+
+    plain = Engine.load(model_dir)
+    assert plain.notes is False  # the tiny model was not trained to take notes
+    base = EngineConfig.for_context(int(plain.model.config.max_position_embeddings))
+    eng = Engine.load(model_dir, config=EngineConfig(**{**base.__dict__, "notes": True,
+                                                        "max_note_tokens": 6}))  # fmt: skip
+    session = Session()
+    ans = eng.answer(QUESTION, session=session, sampling=SHORT)
+    assert ans.note is not None and len(eng.vocab.encode(ans.note)) <= 6
+    want = take_note(eng.decoder, eng.vocab, [ChatTurn(human_codes=ans.question_codes)],
+                     "speech", max_new_tokens=6)  # fmt: skip
+    assert ans.note == want
+    assert session.exchanges[-1].question_note == ans.note
+    assert session.chat_turns()[-1].human_note == ans.note
+    assert Session.from_dict(session.to_dict()) == session
+    assert plain.answer(QUESTION, sampling=SHORT).note is None
+
+
+def test_engine_prompt_is_the_training_prompt(engine: Engine) -> None:
+    """What the engine feeds the LM is exactly `build_prompt` of the same turns (sessions 1–19
+    fed the question without its `<|BOT|>human` header: a prompt the LM never trained on)."""
+    from aqaa.lm.format import ChatTurn, build_prompt, header
+    from aqaa.lm.vocab import AUDIO_END_ID, EOT_ID
+
+    vocab, fmt = engine.vocab, engine.config.format
+    session = Session()
+    for history in (False, True):
+        if history:
+            session.add(list(range(40)), "(happy) Hello there.")
+        turn = engine.listen_file(QUESTION, session=session)
+        prompt = [*turn.end(), AUDIO_END_ID, EOT_ID, *header(vocab, "assistant")]
+        turns = [*session.chat_turns(), ChatTurn(human_codes=turn.codes)]
+        assert prompt == build_prompt(vocab, turns, "speech", fmt)

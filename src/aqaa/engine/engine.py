@@ -44,6 +44,7 @@ from aqaa.lm.format import (
     history_ids,
     parse_response,
 )
+from aqaa.lm.notes import model_takes_notes, note_mask
 from aqaa.lm.vocab import AUDIO_END_ID, AUDIO_START_ID, EOT_ID, TEXT_END_ID, Vocab
 from aqaa.tokenizer.dual import DualCodebookTokenizer, TokenizerStream
 from aqaa.tokenizer.ids import GROUP_SIZE, TOKENS_PER_SECOND
@@ -118,6 +119,8 @@ class Answer:
     timings: Timings
     question_codes: list[int] = field(default_factory=list)
     cancelled: bool = False
+    #: what the model noted it heard, for a note-taking model (`aqaa.lm.notes`), else None
+    note: str | None = None
 
     @property
     def plain_text(self) -> str:
@@ -151,8 +154,10 @@ class Turn:
         self._stream: TokenizerStream = engine.tokenizer.stream(gain=gain)
         self._samples = 0
         self._prefix = engine._history_prefix(session, mode)
+        #: the question's turn opens as in training (`aqaa.lm.format.human_block`)
+        self._opening = [*header(engine.vocab, "human"), AUDIO_START_ID]
         engine.decoder.reset()
-        engine.decoder.forward([*self._prefix, AUDIO_START_ID])
+        engine.decoder.forward([*self._prefix, *self._opening])
         self.finished = False
 
     @property
@@ -187,7 +192,7 @@ class Turn:
         if not self.codes:
             raise EngineError("the question is too short to hear (no audio tokens)")
         eng = self.engine
-        question = [AUDIO_START_ID, *eng.vocab.audio_ids(self.codes)]
+        question = [*self._opening, *eng.vocab.audio_ids(self.codes)]
         limit = eng.decoder.max_len - eng.config.answer_room
         if len(self._prefix) + len(question) > limit:
             # a longer question than the history was trimmed for: drop more turns, prefill again
@@ -221,6 +226,11 @@ class EngineConfig:
     #: How the LM decoder stores its matrices (`aqaa.lm.decode`): fp16 packed for fbgemm decodes
     #: ~1.2× faster than dense fp32 on the 2-core AVX2 host at a ~2e-4 relative error.
     lm_weights: WeightFormat = "fp16"
+    #: Write a listening note after the question before answering (`aqaa.lm.notes`); None: as
+    #: the model was trained (`model_takes_notes`).
+    notes: bool | None = None
+    #: The longest note, in tokens.
+    max_note_tokens: int = 96
 
     @classmethod
     def for_context(cls, max_len: int, mode: Mode = "speech") -> EngineConfig:
@@ -253,6 +263,8 @@ class Engine:
         if lm_weights is not None:
             self.config = dataclasses.replace(self.config, lm_weights=lm_weights)
         self.grammar = Grammar(vocab, self.config.format)
+        self.notes = model_takes_notes(model) if self.config.notes is None else self.config.notes
+        self._note_mask = note_mask(vocab)
         self.decoder = LeanDecoder(
             model, max_len=max_len, dtype=decode_dtype, weights=self.config.lm_weights
         )
@@ -346,11 +358,24 @@ class Engine:
         t0 = time.perf_counter()
         dec, vocab = self.decoder, self.vocab
         prompt = turn.end()
-        tail = [AUDIO_END_ID, EOT_ID, *header(vocab, "assistant")]
+        note_ids: list[int] = []
+        if self.notes:  # write down what was heard, then answer (aqaa.lm.notes)
+            logits = dec.forward([AUDIO_END_ID])
+            for _ in range(min(self.config.max_note_tokens, dec.max_len - len(prompt) - 32)):
+                tok = int(logits.masked_fill(~self._note_mask, float("-inf")).argmax())
+                if tok == EOT_ID or self._cancel.is_set():
+                    break
+                note_ids.append(tok)
+                logits = dec.forward([tok])
+            tail = [EOT_ID, *header(vocab, "assistant")]
+            prompt = [*prompt, AUDIO_END_ID, *note_ids]
+        else:
+            tail = [AUDIO_END_ID, EOT_ID, *header(vocab, "assistant")]
         room = dec.max_len - len(prompt) - len(tail)
         if room < 16:
             raise EngineError(f"no room to answer in the {dec.max_len}-token context")
         logits = dec.forward(tail)
+        note = vocab.decode(note_ids).strip() if self.notes else None
         state = self.grammar.start(turn.mode)
         gen = torch.Generator().manual_seed(s.seed)
         stream = self.vocoder.stream_decoder(seed=s.seed, n_steps=self.config.vocoder_steps)
@@ -423,10 +448,10 @@ class Engine:
         parsed = parse_response(vocab, out)
         answer = Answer(
             final_text, parsed, wav, self.vocoder.sample_rate, timings,
-            list(turn.codes), cancelled,
+            list(turn.codes), cancelled, note,
         )  # fmt: skip
         if not cancelled:
-            turn.session.add(turn.codes, answer.text)
+            turn.session.add(turn.codes, answer.text, note)
         yield Finished(answer)
 
     def answer(

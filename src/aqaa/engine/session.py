@@ -33,10 +33,13 @@ class Exchange:
     question_codes: list[int]
     answer_text: str
     question_text: str | None = None
+    #: the model's listening note of a spoken question (`aqaa.lm.notes`), kept in the history
+    question_note: str | None = None
 
     def chat_turn(self) -> ChatTurn:
         if self.question_codes:
-            return ChatTurn(human_codes=self.question_codes, answer_text=self.answer_text)
+            return ChatTurn(human_codes=self.question_codes, answer_text=self.answer_text,
+                            human_note=self.question_note)  # fmt: skip
         return ChatTurn(human_text=self.question_text or "", answer_text=self.answer_text)
 
 
@@ -47,8 +50,10 @@ class Session:
     system: str | None = None
     exchanges: list[Exchange] = field(default_factory=list)
 
-    def add(self, question_codes: list[int], answer_text: str) -> None:
-        self.exchanges.append(Exchange([int(c) for c in question_codes], answer_text))
+    def add(self, question_codes: list[int], answer_text: str, note: str | None = None) -> None:
+        self.exchanges.append(
+            Exchange([int(c) for c in question_codes], answer_text, question_note=note)
+        )
 
     def chat_turns(self) -> list[ChatTurn]:
         return [e.chat_turn() for e in self.exchanges]
@@ -73,7 +78,7 @@ class Session:
             raise SessionError(f"not an aqaa session (version {FORMAT_VERSION} expected)")
         try:
             ex = [Exchange([int(c) for c in e["question_codes"]], str(e["answer_text"]),
-                           e.get("question_text"))
+                           e.get("question_text"), e.get("question_note"))
                   for e in d.get("exchanges", [])]  # fmt: skip
         except (KeyError, TypeError, ValueError) as e:
             raise SessionError(f"malformed exchange in session: {e}") from None

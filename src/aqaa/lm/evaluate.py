@@ -31,7 +31,7 @@ from aqaa.lm.decode import LeanDecoder, respond
 from aqaa.lm.format import ChatTurn, FormatConfig, Mode, asr_prompt
 from aqaa.lm.guide import head_alignment
 from aqaa.lm.joint import joint_transcribe
-from aqaa.lm.notes import take_note, with_note
+from aqaa.lm.notes import model_takes_notes, take_note, with_note
 from aqaa.lm.spelling import SPELL_CHARS, spell_columns, spell_greedy, spell_targets
 from aqaa.lm.vocab import Vocab
 
@@ -117,13 +117,14 @@ def evaluate_lm(
     max_len: int = 2048,
     dtype: torch.dtype = torch.float32,
     joint_ctc: float = 0.0,
-    notes: bool = False,
+    notes: bool | None = None,
 ) -> LMEval:
     """ASR WER and QA accuracy of a checkpoint on `items` (first turns only). With `joint_ctc`
     λ > 0, transcripts also come from joint CTC/attention beam search (`aqaa.lm.joint`), scored
-    beside the greedy ones. With `notes`, the model writes its listening note of each spoken
-    question before it answers (`aqaa.lm.notes`)."""
+    beside the greedy ones. With `notes` (None: if the model was trained to), the model writes
+    its listening note of each spoken question before it answers (`aqaa.lm.notes`)."""
     fmt = fmt or FormatConfig()
+    notes = model_takes_notes(model) if notes is None else notes
     dec = LeanDecoder(model, max_len=max_len, dtype=dtype)
     out = LMEval()
     errs = words = c_errs = chars = j_errs = 0

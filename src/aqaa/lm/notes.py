@@ -31,6 +31,20 @@ from aqaa.lm.decode import LeanDecoder
 from aqaa.lm.format import ChatTurn, FormatConfig, Mode, history_ids, human_block
 from aqaa.lm.vocab import AUDIO_END_ID, AUDIO_START_ID, BOT_ID, EOT_ID, PAD_ID, TEXT_END_ID, Vocab
 
+#: The attribute of the HF model config that marks a note-taking LM: set by `aqaa train sft
+#: --notes`, saved in `config.json`, carried by every later stage and by `aqaa train ship`.
+NOTES_FLAG = "aqaa_notes"
+
+
+def model_takes_notes(model: torch.nn.Module) -> bool:
+    """Whether `model` was fine-tuned to write listening notes."""
+    return bool(getattr(model.config, NOTES_FLAG, False))
+
+
+def mark_note_taker(model: torch.nn.Module) -> None:
+    """Record in `model`'s config that it writes listening notes."""
+    setattr(model.config, NOTES_FLAG, True)
+
 
 def note_mask(vocab: Vocab) -> torch.Tensor:
     """(V,) bool: what a note may contain — text tokens, and `<|EOT|>` to end it."""

@@ -424,12 +424,13 @@ def evaluate(
         typer.Option(help="Vocoder for --read-aloud, trained on the LM's tokenizer's codes."),
     ] = None,
     notes: Annotated[
-        bool,
+        bool | None,
         typer.Option(
+            "--notes/--no-notes",
             help="QA: the LM writes its listening note of the question before it answers "
-            "(for a model trained with `aqaa train sft --notes`; aqaa.lm.notes)."
+            "(default: if it was trained to, `aqaa train sft --notes`; aqaa.lm.notes).",
         ),
-    ] = False,
+    ] = None,
 ) -> None:
     """LM-only checks on held-out shards: ASR WER and knowledge/reasoning QA accuracy."""
     import dataclasses

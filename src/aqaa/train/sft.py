@@ -16,6 +16,7 @@ from aqaa.lm.data import SFTSource, load_items
 from aqaa.lm.format import FormatConfig
 from aqaa.lm.input_noise import InputNoise
 from aqaa.lm.model import check_audio_tokenizer, load_checkpoint
+from aqaa.lm.notes import mark_note_taker
 from aqaa.train.loop import (
     LoopConfig,
     TrainResult,
@@ -132,6 +133,8 @@ def run_sft(
         ck = cfg.init or final_checkpoint(cfg.out, "pretrain" if cfg.stage == 1 else "sft1")
         cfg.init = str(ck)
     model, vocab = load_checkpoint(ck)
+    if cfg.notes:
+        mark_note_taker(model)
     data_tokenizer = shard_tokenizer(cfg.data)
     check_audio_tokenizer(model, data_tokenizer, cfg.data)
     items = load_items(cfg.data, "train")
