@@ -105,3 +105,16 @@ def test_sft_and_evaluate_cli_with_notes(corpus: Path, tmp_path: Path) -> None:
                                  str(corpus), "-n", "3", "--notes", "--json"])  # fmt: skip
     assert r.exit_code == 0, r.output
     assert '"note"' in r.output
+
+
+def test_dpo_pairs_of_a_note_taker_carry_the_note_as_context(corpus: Path, vocab) -> None:
+    from aqaa.lm.data import DPOSource
+
+    items = load_items(corpus, "train")
+    on = DPOSource(items, vocab, FormatConfig(), 1024, notes=True).pair(0, 3)
+    off = DPOSource(items, vocab, FormatConfig(), 1024).pair(0, 3)
+    grown = len(on.chosen) - len(off.chosen)
+    assert grown > 0 and len(on.rejected) - len(off.rejected) == grown
+    # the note is prompt (not scored); the responses are the same as without notes
+    assert on.chosen.n_loss == off.chosen.n_loss and on.rejected.n_loss == off.rejected.n_loss
+    assert on.chosen.ids[grown:][-off.chosen.n_loss :] == off.chosen.ids[-off.chosen.n_loss :]

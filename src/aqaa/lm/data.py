@@ -470,7 +470,9 @@ class DPOSource:
     """Pairs from corrupted answers: `content` (another item's answer) or `style` (wrong tags).
 
     Chosen and rejected are speech-mode responses to the same prompt; the rejected one keeps
-    the audio of whichever answer its text came from (audio is masked out of DPO anyway).
+    the audio of whichever answer its text came from (audio is masked out of DPO anyway). With
+    `notes`, every spoken question carries its transcript as the listening note (`aqaa.lm.notes`),
+    as a note-taking model's prompts do; the note is context here, not scored.
     """
 
     def __init__(
@@ -480,10 +482,12 @@ class DPOSource:
         fmt: FormatConfig,
         max_len: int,
         style_fraction: float = 0.5,
+        notes: bool = False,
     ) -> None:
         items = answered(items)
         if len(items) < 2:
             raise ValueError("DPO needs at least two items with answers")
+        self.notes = notes
         self.items = items
         self.vocab = vocab
         self.fmt = fmt
@@ -494,6 +498,9 @@ class DPOSource:
         item = rng.choice(self.items)
         k = rng.randrange(len(item.turns))
         turns = [t.chat() for t in item.turns[: k + 1]]
+        if self.notes:
+            for chat, t in zip(turns, item.turns, strict=False):
+                chat.human_note = t.human_text
         prompt = build_prompt(self.vocab, turns, "speech", self.fmt)
         good = turns[-1]
         kind = "style" if rng.random() < self.style_fraction else "content"

@@ -30,6 +30,7 @@ from aqaa.data.shards import shard_tokenizer
 from aqaa.lm.data import DPOSource, Pair, load_items
 from aqaa.lm.format import KIND_AUDIO, KIND_TEXT, FormatConfig
 from aqaa.lm.model import check_audio_tokenizer, load_checkpoint
+from aqaa.lm.notes import model_takes_notes
 from aqaa.train.loop import (
     LoopConfig,
     TrainResult,
@@ -239,10 +240,11 @@ def run_dpo(
     for m in (model, reference):
         check_audio_tokenizer(m, data_tokenizer, cfg.data)
     items = load_items(cfg.data, "train")
-    src = DPOSource(items, vocab, cfg.format, cfg.max_len, cfg.style_fraction)
+    notes = model_takes_notes(model)  # a note-taking policy sees its notes (aqaa.lm.notes)
+    src = DPOSource(items, vocab, cfg.format, cfg.max_len, cfg.style_fraction, notes)
     try:
         valid = load_items(cfg.data, "valid")
-        eval_src = DPOSource(valid, vocab, cfg.format, cfg.max_len, cfg.style_fraction)
+        eval_src = DPOSource(valid, vocab, cfg.format, cfg.max_len, cfg.style_fraction, notes)
     except (FileNotFoundError, ValueError):
         eval_src = None
     task = DPOTask(
