@@ -318,3 +318,22 @@ aqaa train sft --stage 1 --data "$D/q13" --out "$R/lm25" --init "$R/lm24/sft1/fi
   --qa-replay 0.2 --ctc-weight 0.5 --guide-weight 1.0 --lr 2e-4 --max-steps 400 --ckpt-every 100 --threads 2
 aqaa train evaluate --checkpoint "$R/lm25/sft1/final" --data "$D/q13" --split valid -n 60 --threads 2
 # ASR 37.0%, CTC 21.2%, QA from audio 0/34, from text 44.1%: more passes do not teach the mapping
+# session 20 (the same host): more distinct spoken questions; text twins; listening notes
+aqaa data babble --source questions --out "$D/q14" --hours 6 --seed 14 --workers 2   # 5,517 clips
+aqaa data tokenize "$D/q14"
+SFT20=(--asr-replay 0.2 --qa-replay 0.2 --ctc-weight 0.5 --guide-weight 1.0 --speech-guide-weight 1.0
+  --lr 2e-4 --ckpt-every 100 --threads 1)
+aqaa train sft --stage 1 --data "$D/c4,$D/q13" --out "$R/lm26" --init src/aqaa/weights/lm \
+  "${SFT20[@]}" --max-steps 500 --twin-weight 1.0
+aqaa train evaluate --checkpoint "$R/lm26/sft1/final" --data "$D/q13" --split valid -n 60 --threads 1
+# ASR 32.4%, QA from audio 1/34, from its own transcript 17.6%, from text 35.3%: twins do not help
+aqaa eval run --out "$R/eval_shipped_fix" --system e2e --threads 1   # the shipped model, fixed engine
+aqaa train sft --stage 1 --data "$D/c4,$D/q13,$D/q14" --out "$R/lm28" --init src/aqaa/weights/lm \
+  "${SFT20[@]}" --max-steps 600 --notes
+aqaa train evaluate --checkpoint "$R/lm28/sft1/final" --data "$D/q13" --split valid -n 60 --threads 1
+# ASR 31.2%, QA from audio 26.5% (9/34), own transcript 23.5%, text 50.0%
+aqaa train ship --tokenizer src/aqaa/weights/tokenizer --lm "$R/lm28/sft1/final" \
+  --vocoder src/aqaa/weights/vocoder --out "$R/cand_lm28"
+aqaa eval run --model "$R/cand_lm28" --out "$R/eval_lm28" --system e2e --threads 1   # not shipped
+aqaa train dpo --data "$D/c4" --out "$R/lm28" --init "$R/lm28/sft1/final" \
+  --reference "$R/lm28/sft1/final" --max-steps 100 --ckpt-every 50 --threads 1   # suite: next session
