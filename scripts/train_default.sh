@@ -336,4 +336,4 @@ aqaa train ship --tokenizer src/aqaa/weights/tokenizer --lm "$R/lm28/sft1/final"
   --vocoder src/aqaa/weights/vocoder --out "$R/cand_lm28"
 aqaa eval run --model "$R/cand_lm28" --out "$R/eval_lm28" --system e2e --threads 1   # not shipped
 aqaa train dpo --data "$D/c4" --out "$R/lm28" --init "$R/lm28/sft1/final" \
-  --reference "$R/lm28/sft1/final" --max-steps 100 --ckpt-every 50 --threads 1   # suite: next session
+  --reference "$R/lm28/sft1/final" --max-steps 100 --ckpt-every 50 --threads 1   # suite: content 0, not shipped
