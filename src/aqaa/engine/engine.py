@@ -44,7 +44,7 @@ from aqaa.lm.format import (
     history_ids,
     parse_response,
 )
-from aqaa.lm.notes import model_takes_notes, note_mask
+from aqaa.lm.notes import model_takes_notes, note_mask, write_note
 from aqaa.lm.vocab import AUDIO_END_ID, AUDIO_START_ID, EOT_ID, TEXT_END_ID, Vocab
 from aqaa.tokenizer.dual import DualCodebookTokenizer, TokenizerStream
 from aqaa.tokenizer.ids import GROUP_SIZE, TOKENS_PER_SECOND
@@ -360,13 +360,9 @@ class Engine:
         prompt = turn.end()
         note_ids: list[int] = []
         if self.notes:  # write down what was heard, then answer (aqaa.lm.notes)
-            logits = dec.forward([AUDIO_END_ID])
-            for _ in range(min(self.config.max_note_tokens, dec.max_len - len(prompt) - 32)):
-                tok = int(logits.masked_fill(~self._note_mask, float("-inf")).argmax())
-                if tok == EOT_ID or self._cancel.is_set():
-                    break
-                note_ids.append(tok)
-                logits = dec.forward([tok])
+            n = min(self.config.max_note_tokens, dec.max_len - len(prompt) - 32)
+            note_ids = write_note(dec, dec.forward([AUDIO_END_ID]), self._note_mask, n,
+                                  self._cancel.is_set)  # fmt: skip
             tail = [EOT_ID, *header(vocab, "assistant")]
             prompt = [*prompt, AUDIO_END_ID, *note_ids]
         else:

@@ -22,7 +22,7 @@ answer is still written by the same LM in one stream, with no separate ASR or TT
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 import torch
@@ -75,17 +75,28 @@ def take_note(
     room = min(max_new_tokens, decoder.max_len - len(prompt) - 1)
     if room < 1:
         raise ValueError(f"prompt of {len(prompt)} tokens leaves no room in {decoder.max_len}")
-    mask = note_mask(vocab)
     decoder.reset()
-    logits = decoder.forward(prompt)
+    out = write_note(decoder, decoder.forward(prompt), note_mask(vocab), room)
+    return vocab.decode(out).strip()
+
+
+def write_note(
+    decoder: LeanDecoder,
+    logits: torch.Tensor,
+    mask: torch.Tensor,
+    max_tokens: int,
+    stop: Callable[[], bool] = lambda: False,
+) -> list[int]:
+    """Greedy note tokens from the decoder's state (`logits`: the next token's), up to
+    `<|EOT|>` (not returned and not fed), `max_tokens`, or `stop()` (the engine's cancel)."""
     out: list[int] = []
-    for _ in range(room):
+    for _ in range(max_tokens):
         tok = int(logits.masked_fill(~mask, float("-inf")).argmax())
-        if tok == EOT_ID:
+        if tok == EOT_ID or stop():
             break
         out.append(tok)
         logits = decoder.forward([tok])
-    return vocab.decode(out).strip()
+    return out
 
 
 def with_note(turns: Sequence[ChatTurn], note: str) -> list[ChatTurn]:
