@@ -93,3 +93,99 @@ def test_spoken_questions_carry_text_answers_and_feed_sft(tmp_path: Path) -> Non
     src = SFTSource(items, vocab, FormatConfig(), 768, text_answer_fraction=0.0)
     ex = src.example(0, 0)
     assert ex.task == "sft_text" and any(vocab.is_audio(i) for i in ex.ids)
+
+
+def test_sentences_are_clean_and_come_from_the_text(tmp_path: Path) -> None:
+    from aqaa.data.babble import load_sentences
+
+    words = ["the", "cat", "sat", "on", "mat", "you've", "a", "dog", "ran", "far"]
+    lines = ["The cat sat on the mat.", "You've a dog, the cat ran far!", "The cat ran 4 far.",
+             "The Zorg sat on the mat.", "Cat sat.", "the cat sat on the mat."]  # fmt: skip
+    passages = "\n%\n".join(" ".join(lines[i : i + 2]) for i in range(0, len(lines), 2))
+    d = tmp_path / "fortunes"
+    d.mkdir()
+    (d / "jokes").write_text(passages * 60)
+    (d / "jokes.dat").write_bytes(b"\x00\x01binary index")  # fortune's index files are skipped
+    got = load_sentences(d, words, min_sentences=1)
+    # digits, unknown words, too short and lower-case starts are all dropped; duplicates merged
+    assert got == ["The cat sat on the mat.", "You've a dog, the cat ran far!"]
+    with pytest.raises(ValueError, match="usable sentences"):
+        load_sentences(d, words)
+    with pytest.raises(FileNotFoundError, match="fortunes"):
+        load_sentences(tmp_path / "missing", words)
+
+
+def test_sentence_babble_with_warped_voices_feeds_the_sft_asr_replay(tmp_path: Path) -> None:
+    from aqaa.data.babble import plan_babble
+    from aqaa.data.shards import tokenize_corpus
+    from aqaa.data.voices import VoiceBank
+    from aqaa.lm.data import SFTSource, load_items
+    from aqaa.lm.format import FormatConfig
+    from aqaa.lm.vocab import train_vocab
+    from aqaa.tokenizer import DualCodebookTokenizer
+
+    with pytest.raises(ValueError, match="warp"):
+        BabbleConfig(out=tmp_path, warp=1.5)
+    text = tmp_path / "text.txt"
+    sentences = [
+        f"The {a} {b} sat on the mat."
+        for a in ("big", "red", "old", "sad", "tall")
+        for b in (
+            "cat",
+            "dog",
+            "man",
+            "hen",
+            "fox",
+            "bat",
+            "cow",
+            "pig",
+            "rat",
+            "ant",
+            "owl",
+            "elk",
+            "yak",
+            "ape",
+            "eel",
+            "emu",
+            "gnu",
+            "kid",
+            "cub",
+            "pup",
+        )
+    ]
+    text.write_text(" ".join(sentences))  # fmt: skip
+    cfg = BabbleConfig(out=tmp_path / "s", hours=0.004, seed=2, workers=1, source="sentences",
+                       text=text, warp=1.0)  # fmt: skip
+    bank = VoiceBank.discover()
+    voices = {s: bank.voices(s) for s in ("train", "valid")}
+    plans = [plan_babble(i, cfg, sentences, voices) for i in range(40)]
+    warped = [p for p in plans if "warp" in p]
+    assert warped and all(not p["voice"].startswith("espeak") for p in warped)
+    assert all(p["voice"].startswith("espeak") for p in plans if "warp" not in p)
+    for p in warped:
+        formant, shift = p["warp"]
+        assert 0.88 <= formant <= 1.22 and p["voice"].endswith(f"~w{formant:.2f}{shift:+.1f}")
+    # the same (seed, index) plans the same clip; no warp leaves the plans of older builds alone
+    assert plan_babble(7, cfg, sentences, voices) == plans[7]
+    plain = BabbleConfig(out=tmp_path / "p", seed=2, source="sentences", text=text)
+    assert all("warp" not in plan_babble(i, plain, sentences, voices) for i in range(40))
+
+    summary = build_babble(cfg, progress=False)
+    assert summary["kind"] == "sentences" and summary["clips"] >= 2 and summary["failed"] == 0
+    counts = tokenize_corpus(cfg.out, DualCodebookTokenizer.load(), progress=False)
+    spoken = [it for split in counts for it in load_items(cfg.out, split)]
+    assert {t.human_text for it in spoken for t in it.turns} <= set(sentences)
+    # SFT answers only answered items, but its ASR replay hears the sentences too
+    q = BabbleConfig(out=tmp_path / "q", hours=0.003, seed=5, workers=1, source="questions")
+    build_babble(q, progress=False)
+    counts_q = tokenize_corpus(q.out, DualCodebookTokenizer.load(), progress=False)
+    asked = [it for split in counts_q for it in load_items(q.out, split)]
+    items = spoken + asked
+    vocab = train_vocab(
+        [s for it in items for t in it.turns for s in (t.human_text, t.answer_text) if s], 300
+    )
+    src = SFTSource(items, vocab, FormatConfig(), 768, asr_replay=0.9)
+    assert len(src.items) == len(asked)
+    heard = {vocab.decode([i for i in ex.ids if not vocab.is_audio(i)])
+             for ex in (src.example(0, k) for k in range(60)) if ex.task == "asr"}  # fmt: skip
+    assert any(s in h for h in heard for s in sentences)

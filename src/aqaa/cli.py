@@ -151,12 +151,23 @@ def data_babble(
         str,
         typer.Option(
             help="words: random word strings (tokenizer data); questions: generated content "
-            "questions with text answers (LM SFT data)."
+            "questions with text answers (LM SFT data); sentences: real sentences from --text "
+            "(LM ASR data)."
         ),
     ] = "words",
+    text: Annotated[
+        Path, typer.Option(help="Sentence source: a fortune directory or a text file.")
+    ] = Path("/usr/share/games/fortunes"),
+    warp: Annotated[
+        float,
+        typer.Option(
+            help="Chance that a flite/festival clip gets a new speaker (formant+F0 warp)."
+        ),
+    ] = 0.0,
 ) -> None:
     """Render random-word speech by the training voices, for tokenizer training (`--data c,babble`),
-    or (`--source questions`) spoken content questions with text answers, for the LM.
+    or (`--source questions`) spoken content questions with text answers, for the LM, or
+    (`--source sentences`) spoken English sentences for the LM's ASR task.
 
     Interrupt it at any time: running it again with the same options resumes.
     """
@@ -166,7 +177,14 @@ def data_babble(
     try:
         s = build_babble(
             BabbleConfig(
-                out=out, hours=hours, seed=seed, workers=workers, words=words, source=source
+                out=out,
+                hours=hours,
+                seed=seed,
+                workers=workers,
+                words=words,
+                source=source,
+                text=text,
+                warp=warp,
             )
         )
     except (ValueError, RuntimeError, OSError) as e:

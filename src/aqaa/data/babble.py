@@ -21,6 +21,20 @@ from the unlimited `generated_qa` task (hundreds of countries, animals, numbers)
 reach the LM as audio. These clips let SFT pair each fact with its sound: audio question → text
 answer (`SFTSource` answers items without answer audio in the text channel). No answer audio is
 rendered, so a clip costs a question's ~2 s of speech.
+
+**Sentences** (`aqaa data babble --source sentences`): real English sentences of 4–14 words from
+a text collection (default: Debian `fortunes`, ~8,000 usable sentences over ~8,500 words), for the
+LM's ASR task. Session 21 measured that the LM hears the suite's *phrasing* badly even from
+training voices (WER 72% on the suite's questions re-voiced by training voices, 46% on training
+templates): it transcribes only the sentences its templates make. Random words (`--source
+words`) taught it pseudo-words in session 6; sentences keep English word order.
+
+**Voice warps** (`--warp P`): with chance P, a clip of a flite or festival voice is spoken by a
+new speaker made from it: formants scaled by α ∈ [0.88, 1.22] and F0 shifted with α (up to ten
+semitones, plus jitter), by the same WORLD edit that makes the `~f` voices. Two-thirds of the
+corpus comes from those engines' four speakers; the reserved test voices (an HTS woman and a
+Scottish man) sound like neither, and the LM hears them at 77–83% WER. Espeak voices are left
+alone (610 variants already). The voice id records the warp (`flite:rms~w1.12+4.3`).
 """
 
 from __future__ import annotations
@@ -43,9 +57,11 @@ from aqaa.data.corpus import (
 from aqaa.data.schema import CONTENT_CATEGORIES
 from aqaa.data.styles import INSTRUCTION_STYLES, Prosody
 from aqaa.data.tasks import generate
-from aqaa.data.voices import VoiceBank
+from aqaa.data.voices import Voice, VoiceBank
 
 WORD_LIST = Path("/usr/share/dict/words")
+TEXT_SOURCE = Path("/usr/share/games/fortunes")
+SOURCES = ("words", "questions", "sentences")
 _WORDS_PER_SECOND = 2.4
 _FUNCTION_WORDS = (
     "the a an of and to in is it that for on with as was at by be this from or are not but "
@@ -66,12 +82,18 @@ class BabbleConfig:
     valid_share: float = 0.03
     words: Path = WORD_LIST
     #: "words": random word strings (tokenizer data); "questions": generated content questions
-    #: with their text answers (LM data)
+    #: with their text answers (LM data); "sentences": real sentences from `text` (LM ASR data)
     source: str = "words"
+    #: Text collection of the "sentences" source: a directory of fortune files or a text file
+    text: Path = TEXT_SOURCE
+    #: Chance that a flite/festival clip is spoken by a warped speaker (formants and F0)
+    warp: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.source not in ("words", "questions"):
-            raise ValueError(f"source must be 'words' or 'questions', got {self.source!r}")
+        if self.source not in SOURCES:
+            raise ValueError(f"source must be one of {', '.join(SOURCES)}, got {self.source!r}")
+        if not 0.0 <= self.warp <= 1.0:
+            raise ValueError(f"warp must be a chance in [0, 1], got {self.warp}")
 
 
 def load_words(path: Path = WORD_LIST) -> list[str]:
@@ -85,6 +107,57 @@ def load_words(path: Path = WORD_LIST) -> list[str]:
     if len(words) < 100:
         raise ValueError(f"{path} has only {len(words)} usable words; need at least 100")
     return words
+
+
+_SENTENCE_RE = re.compile(r"[A-Z][A-Za-z ,']*[a-z][.!?]")
+
+
+def load_sentences(
+    path: Path = TEXT_SOURCE, words: list[str] | None = None, min_sentences: int = 100
+) -> list[str]:
+    """Clean sentences of 4–14 words from a fortune directory (entries split by `%` lines) or a
+    text file: letters, spaces, commas and apostrophes only, every word in the word list (no
+    names, no jargon), deduplicated and sorted so that a seed picks the same ones."""
+    if not path.exists():
+        raise FileNotFoundError(
+            f"no text at {path}: install it with `apt-get install fortunes` "
+            "(scripts/install.sh does) or pass --text FILE"
+        )
+    files = (
+        sorted(f for f in path.iterdir() if f.is_file() and not f.suffix)
+        if path.is_dir()
+        else [path]
+    )
+    known = set(words if words is not None else load_words())
+    out: set[str] = set()
+    for f in files:
+        for passage in re.split(r"\n%\n", f.read_text(errors="ignore")):
+            for s in re.split(r"(?<=[.!?])\s+", " ".join(passage.split())):
+                ws = re.findall(r"[A-Za-z']+", s)
+                if (
+                    _SENTENCE_RE.fullmatch(s)
+                    and 4 <= len(ws) <= 14
+                    and all(w.lower() in known or w == "I" for w in ws)
+                ):
+                    out.add(s)
+    if len(out) < min_sentences:
+        raise ValueError(
+            f"{path} has only {len(out)} usable sentences; need at least {min_sentences}"
+        )
+    return sorted(out)
+
+
+def load_all_words(path: Path) -> list[str]:
+    """Every lower-case word of the list (the sentence filter's vocabulary, apostrophes kept)."""
+    return sorted({w for w in path.read_text(errors="ignore").split() if w.islower()})
+
+
+def warped_voice(voice: Voice, formant: float, f0_shift: float) -> Voice:
+    """A new speaker from `voice`'s engine voice: its own formant scale and F0 shift."""
+    base = voice.id.split("~")[0]
+    gender = "female" if formant >= 1.1 else "male"
+    return Voice(f"{base}~w{formant:.2f}{f0_shift:+.1f}", voice.engine, voice.name, gender,
+                 formant, f0_shift)  # fmt: skip
 
 
 def babble_sentence(rng: random.Random, words: list[str]) -> str:
@@ -109,6 +182,11 @@ def plan_babble(index: int, cfg: BabbleConfig, words: list[str], voices: dict) -
         loudness=rng.uniform(-6.0, 6.0),
     )
     prosody = jitter.combine(INSTRUCTION_STYLES[style])
+    warp = None
+    if cfg.warp > 0.0 and voice.engine != "espeak" and rng.random() < cfg.warp:
+        formant = rng.uniform(0.88, 1.22)
+        warp = [round(formant, 2), round(max(-4.0, 45.0 * (formant - 1.0)) + rng.uniform(-2, 2), 1)]
+        voice = warped_voice(voice, *warp)
     plan = {
         "id": f"{split}-b{index:07d}",
         "index": index,
@@ -118,8 +196,13 @@ def plan_babble(index: int, cfg: BabbleConfig, words: list[str], voices: dict) -
         "style": style,
         "prosody": prosody.to_dict(),
     }
+    if warp is not None:
+        plan["warp"] = warp
     if cfg.source == "words":
         return plan | {"text": babble_sentence(rng, words)}
+    if cfg.source == "sentences":
+        return plan | {"id": f"{split}-s{index:07d}", "category": "sentences",
+                       "text": rng.choice(words)}  # fmt: skip
     item = generate(rng.choice(CONTENT_CATEGORIES), rng, "train")
     t = item.turns[0]
     return plan | {
@@ -141,9 +224,11 @@ def render_babble(args: tuple[dict[str, Any], str]) -> tuple[dict | None, str | 
     if record_path.exists():
         return json.loads(record_path.read_text()), None
     try:
-        x = _worker_bank().render(
-            p["text"], p["voice"], Prosody(**p["prosody"]), sample_rate=HUMAN_RATE
-        )
+        bank = _worker_bank()
+        voice = p["voice"]
+        if "warp" in p:
+            voice = warped_voice(bank.get(voice.split("~")[0]), *p["warp"])
+        x = bank.render(p["text"], voice, Prosody(**p["prosody"]), sample_rate=HUMAN_RATE)
         rel = Path("audio") / p["split"] / f"{p['id']}.flac"
         save_audio(out / rel, x, HUMAN_RATE)
         answer = {k: p[k] for k in ("answer_text", "accept") if k in p}
@@ -181,7 +266,12 @@ def build_babble(cfg: BabbleConfig, progress: bool = True) -> dict[str, Any]:
 
     from tqdm import tqdm
 
-    words = load_words(cfg.words) if cfg.source == "words" else []
+    if cfg.source == "words":
+        words = load_words(cfg.words)
+    elif cfg.source == "sentences":  # the plan draws sentences where it would draw words
+        words = load_sentences(cfg.text, load_all_words(cfg.words))
+    else:
+        words = []
     bank = VoiceBank.discover()
     voices = {s: bank.voices(s) for s in ("train", "valid")}
     if not voices["train"] or not voices["valid"]:
@@ -210,8 +300,13 @@ def build_babble(cfg: BabbleConfig, progress: bool = True) -> dict[str, Any]:
     _write_manifest(out, records)
     hours = sum(r["turns"][0]["human_audio"]["duration"] for r in records) / 3600
     summary = {
-        "config": {**cfg.__dict__, "out": str(cfg.out), "words": str(cfg.words)},
-        "kind": "babble" if cfg.source == "words" else "questions",
+        "config": {
+            **cfg.__dict__,
+            "out": str(cfg.out),
+            "words": str(cfg.words),
+            "text": str(cfg.text),
+        },
+        "kind": {"words": "babble"}.get(cfg.source, cfg.source),
         "clips": len(records),
         "failed": len(errors),
         "hours": round(hours, 3),

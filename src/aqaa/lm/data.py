@@ -195,9 +195,12 @@ class ExampleSource:
             f"could not draw a usable example in {tries} tries (max_len {self.max_len} too short?)"
         )
 
-    def _clip(self, rng: random.Random) -> tuple[str, np.ndarray]:
-        """A random (text, codes) pair: a human question or an assistant sentence."""
-        item = rng.choice(self.items)
+    def _clip(
+        self, rng: random.Random, items: Sequence[TokenItem] | None = None
+    ) -> tuple[str, np.ndarray]:
+        """A random (text, codes) pair of `items` (default: this source's): a human question or
+        an assistant sentence."""
+        item = rng.choice(items or self.items)
         turn = rng.choice(item.turns)
         if rng.random() < 0.5 or not turn.answer_clips:
             return turn.human_text, turn.human_codes
@@ -360,8 +363,9 @@ class SFTSource(ExampleSource):
     `asr_replay` the fraction of draws that are the pretraining ASR task (`asr_example`, with its
     spelling-CTC and guided-attention spans), so that fine-tuning keeps the reading it learnt;
     `qa_replay` the fraction that are the text-only `generated_qa` task, so that it keeps what
-    its text channel knows. Items without answer audio (`aqaa data babble --source questions`)
-    are answered in the text channel. `text_twins` gives each spoken-question example its typed
+    its text channel knows; those ASR draws hear every item, answered or not (spoken sentences
+    of `aqaa data babble --source sentences`). Items without answer audio (`aqaa data babble
+    --source questions`) are answered in the text channel. `text_twins` gives each spoken-question example its typed
     twin (`aqaa.lm.twin`); `notes` has the model write what it heard after each spoken question
     (`aqaa.lm.notes`), trained on the last one.
     """
@@ -382,6 +386,8 @@ class SFTSource(ExampleSource):
         notes: bool = False,
     ) -> None:
         super().__init__(answered(items), vocab, fmt, max_len)
+        #: The ASR replay also hears items without answers (`aqaa data babble --source sentences`)
+        self.asr_items = list(items)
         self.text_twins = text_twins
         self.notes = notes
         if min(asr_replay, qa_replay) < 0.0 or asr_replay + qa_replay >= 1.0:
@@ -403,7 +409,7 @@ class SFTSource(ExampleSource):
         if self.asr_replay or self.qa_replay:
             u = rng.random()
             if u < self.asr_replay:
-                return asr_example(self.vocab, self.fmt, *self._clip(rng))
+                return asr_example(self.vocab, self.fmt, *self._clip(rng, self.asr_items))
             if u < self.asr_replay + self.qa_replay:
                 return generated_qa_example(self.vocab, self.fmt, rng)
         if self.replay and rng.random() < self.replay:
