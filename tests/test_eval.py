@@ -443,6 +443,7 @@ def test_smoke_run_both_systems_writes_results_and_report(
                 assert 1.0 <= r["dnsmos"]["ovrl"] <= 5.0
     e2e_rows = [r for it in data["systems"]["e2e"]["items"] for r in it["turns"]]
     assert all(r["timings"]["first_audio_s"] is not None for r in e2e_rows)
+    assert all(r["question_note"] is None for r in rows + e2e_rows)  # no note-taker here
     assert all((out / r["audio_path"]).is_file() for r in e2e_rows)
     assert any(r["style"] is not None for r in e2e_rows)  # a styled turn was judged
     # questions are cached for the next run
@@ -470,6 +471,21 @@ def test_smoke_run_both_systems_writes_results_and_report(
     assert set(again["systems"]) == {"e2e", "cascade"}
     assert again["systems"]["cascade"]["limit"] == 1
     assert write_report(out).is_file()
+
+    # a note-taking model's notes are kept with its answers (aqaa.lm.notes)
+    import shutil
+
+    noted = tmp_path / "noted"
+    shutil.copytree(tiny_model_dir, noted)
+    cfg_path = noted / "lm" / "config.json"
+    cfg_path.write_text(json.dumps(json.loads(cfg_path.read_text()) | {"aqaa_notes": True}))
+    run_suite(
+        noted, "smoke", tmp_path / "noted_run", "e2e", limit=1,
+        config=RunConfig(max_new_tokens=60, dnsmos=False, progress=False,
+                         judge=JudgeConfig(cpu_threads=1)),
+    )  # fmt: skip
+    res = json.loads((tmp_path / "noted_run" / "results.json").read_text())["systems"]["e2e"]
+    assert all(isinstance(r["question_note"], str) for it in res["items"] for r in it["turns"])
 
 
 @pytest.mark.parametrize(

@@ -99,6 +99,8 @@ class SystemAnswer:
     #: Sample offsets of the sentences' audio (len(sentences) + 1), when known.
     bounds: list[int] | None
     timings: dict[str, Any]
+    #: What a note-taking e2e model wrote that it heard (`aqaa.lm.notes`); None otherwise.
+    note: str | None = None
 
     @property
     def plain_text(self) -> str:
@@ -309,7 +311,9 @@ class E2ESystem:
             # the vocoder's output is time-aligned with its codes: split in proportion
             cum = np.concatenate([[0], np.cumsum(lens)]) / sum(lens)
             bounds = [round(float(f) * len(a.audio)) for f in cum]
-        return SystemAnswer(a.text, sentences, a.audio, a.sample_rate, bounds, a.timings.as_dict())
+        return SystemAnswer(
+            a.text, sentences, a.audio, a.sample_rate, bounds, a.timings.as_dict(), a.note
+        )
 
 
 class CascadeSystem:
@@ -401,6 +405,7 @@ def judge_turn(
     para = turn.paralinguistic
     reject = para.reject if para else None
     row: dict[str, Any] = {
+        "question_note": ans.note,
         "answer_text": ans.text,
         "answer_transcript": transcript,
         "answer_styles": [s.style for s in ans.sentences],
