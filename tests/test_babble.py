@@ -165,6 +165,11 @@ def test_sentence_babble_with_warped_voices_feeds_the_sft_asr_replay(tmp_path: P
     for p in warped:
         formant, shift = p["warp"]
         assert 0.88 <= formant <= 1.22 and p["voice"].endswith(f"~w{formant:.2f}{shift:+.1f}")
+    # held-out clips speak held-out sentences
+    from aqaa.data.babble import sentence_split
+
+    assert all(sentence_split(p["text"]) == p["split"] for p in plans)
+    assert {sentence_split(s) for s in sentences} == {"train", "valid"}
     # the same (seed, index) plans the same clip; no warp leaves the plans of older builds alone
     assert plan_babble(7, cfg, sentences, voices) == plans[7]
     plain = BabbleConfig(out=tmp_path / "p", seed=2, source="sentences", text=text)
