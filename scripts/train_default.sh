@@ -337,3 +337,20 @@ aqaa train ship --tokenizer src/aqaa/weights/tokenizer --lm "$R/lm28/sft1/final"
 aqaa eval run --model "$R/cand_lm28" --out "$R/eval_lm28" --system e2e --threads 1   # not shipped
 aqaa train dpo --data "$D/c4" --out "$R/lm28" --init "$R/lm28/sft1/final" \
   --reference "$R/lm28/sft1/final" --max-steps 100 --ckpt-every 50 --threads 1   # suite: content 0, not shipped
+# session 21 (the same host): hearing gap = phrasing more than voices; spoken sentences; warped speakers
+python3 /work/runs/xover/make.py   # crossover suites (the script is quoted in TRAINING.md, session 21)
+aqaa eval hearing --out "$R/xover/h_phrasing" --suite "$R/xover/phrasing.json" --threads 2   # 71.8%
+aqaa eval hearing --out "$R/xover/h_voices" --suite "$R/xover/voices.json" --threads 2       # 48.1%
+aqaa data babble --source sentences --out "$D/s15" --hours 3 --seed 15 --warp 0.6 --workers 2  # at 05ad3e1
+aqaa data tokenize "$D/s15"
+aqaa train sft --stage 1 --data "$D/c4,$D/q13,$D/q14,$D/s15" --out "$R/lm29" --init "$R/lm28/sft1/final" \
+  --asr-replay 0.3 --qa-replay 0.2 --ctc-weight 0.5 --guide-weight 1.0 --speech-guide-weight 1.0 \
+  --lr 2e-4 --ckpt-every 100 --threads 2 --max-steps 500 --notes
+aqaa train evaluate --checkpoint "$R/lm29/sft1/final" --data "$D/q14" --split valid -n 150 --threads 2
+# ASR 27.6%, QA from audio 26.2%, from text 47.5% (lm28: 33.8%, 25.0%, 43.8%); suite hearing 73.1%
+aqaa train pretrain --data "$D/s15" --out "$R/lm30" --init "$R/lm29/sft1/final" \
+  --mixture asr=1,continuation=0,tts=0,interleaved=0,text_qa=0,generated_qa=0 \
+  --ctc-weight 0.5 --guide-weight 1.0 --lr 2e-4 --max-steps 600 --ckpt-every 200 --threads 2
+aqaa train evaluate --checkpoint "$R/lm30/pretrain/final" --data "$D/s15" --split valid -n 78 --threads 2
+# open sentences: ASR 88.2% (lm29 99.4%), CER 35.0%; suite hearing 84.1%: not learnable at this budget
+aqaa data babble --source sentences --out "$D/s16" --hours 4 --seed 16 --warp 0.6 --workers 2  # for next
