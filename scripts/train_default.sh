@@ -338,7 +338,7 @@ aqaa eval run --model "$R/cand_lm28" --out "$R/eval_lm28" --system e2e --threads
 aqaa train dpo --data "$D/c4" --out "$R/lm28" --init "$R/lm28/sft1/final" \
   --reference "$R/lm28/sft1/final" --max-steps 100 --ckpt-every 50 --threads 1   # suite: content 0, not shipped
 # session 21 (the same host): hearing gap = phrasing more than voices; spoken sentences; warped speakers
-python3 /work/runs/xover/make.py   # crossover suites (the script is quoted in TRAINING.md, session 21)
+python scripts/crossover_suites.py --corpus "$D/q13" --out "$R/xover"   # crossover suites
 aqaa eval hearing --out "$R/xover/h_phrasing" --suite "$R/xover/phrasing.json" --threads 2   # 71.8%
 aqaa eval hearing --out "$R/xover/h_voices" --suite "$R/xover/voices.json" --threads 2       # 48.1%
 aqaa data babble --source sentences --out "$D/s15" --hours 3 --seed 15 --warp 0.6 --workers 2  # at 05ad3e1
