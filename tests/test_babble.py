@@ -194,3 +194,18 @@ def test_sentence_babble_with_warped_voices_feeds_the_sft_asr_replay(tmp_path: P
     heard = {vocab.decode([i for i in ex.ids if not vocab.is_audio(i)])
              for ex in (src.example(0, k) for k in range(60)) if ex.task == "asr"}  # fmt: skip
     assert any(s in h for h in heard for s in sentences)
+    # pretraining can type them: plain English in a human turn, every word a target
+    from aqaa.lm.data import KIND_CONTEXT, KIND_TEXT, Mixture, PretrainSource
+    from aqaa.lm.format import header
+    from aqaa.lm.vocab import EOT_ID
+
+    only = Mixture(**{t: 0.0 for t in ("continuation", "asr", "tts", "interleaved", "text_qa",
+                                        "generated_qa")}, sentences=1.0)  # fmt: skip
+    ex = PretrainSource(items, vocab, FormatConfig(), 768, only).example(0, 3)
+    head = header(vocab, "human")
+    assert ex.task == "sentences" and ex.ids[: len(head)] == head and ex.ids[-1] == EOT_ID
+    assert ex.kinds == [KIND_CONTEXT] * len(head) + [KIND_TEXT] * (len(ex.ids) - len(head))
+    typed = vocab.decode(ex.ids[len(head) : -1])
+    assert any(typed.startswith(s) for s in sentences), typed
+    with pytest.raises(ValueError, match="source sentences"):
+        PretrainSource(asked, vocab, FormatConfig(), 768, only)

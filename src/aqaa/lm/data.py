@@ -41,6 +41,7 @@ from aqaa.lm.format import (
     audio_span,
     build_example,
     build_prompt,
+    header,
     response,
 )
 from aqaa.lm.guide import token_fractions, uniform_fractions
@@ -49,7 +50,9 @@ from aqaa.lm.twin import NO_TWIN_CATEGORIES, text_twin
 from aqaa.lm.vocab import AUDIO_START_ID, BOT_ID, EOT_ID, TEXT_END_ID, Vocab
 
 SPLITS = ("train", "valid", "test")
-PRETRAIN_TASKS = ("continuation", "asr", "tts", "interleaved", "text_qa", "generated_qa")
+PRETRAIN_TASKS = (
+    "continuation", "asr", "tts", "interleaved", "text_qa", "generated_qa", "sentences"
+)  # fmt: skip
 #: Categories whose answer follows from the words alone (typed QA makes sense for them).
 TEXT_QA_CATEGORIES = tuple(c for c in CATEGORIES if c != "voice_understanding")
 
@@ -159,6 +162,8 @@ class Mixture:
     interleaved: float = 1.0
     text_qa: float = 0.5
     generated_qa: float = 1.0
+    #: Typed English sentences (`sentences_example`): off unless a run asks for it
+    sentences: float = 0.0
 
     def weights(self) -> list[float]:
         w = [getattr(self, t) for t in PRETRAIN_TASKS]
@@ -304,6 +309,14 @@ class PretrainSource(ExampleSource):
         self.spoken = [
             (c.tagged, c.codes) for it in self.items for t in it.turns for c in t.answer_clips
         ]
+        #: English sentences for the typed `sentences` task (spoken-sentence corpora)
+        self.sentences = [
+            t.human_text for it in self.items if it.category == "sentences" for t in it.turns
+        ]
+        if self.mixture.sentences > 0 and not self.sentences:
+            raise ValueError(
+                "the sentences task needs a corpus of `aqaa data babble --source sentences`"
+            )
 
     def draw(self, rng: random.Random) -> Example | None:
         task = rng.choices(PRETRAIN_TASKS, weights=self.mixture.weights())[0]
@@ -331,7 +344,24 @@ class PretrainSource(ExampleSource):
             return text_qa_example(v, f, pairs, rng, task)
         if task == "generated_qa":
             return generated_qa_example(v, f, rng)
+        if task == "sentences":
+            text = " ".join(rng.choice(self.sentences) for _ in range(rng.randint(1, 4)))
+            return sentences_example(v, text, self.max_len)
         raise ValueError(f"unknown pretraining task {task!r}")
+
+
+def sentences_example(vocab: Vocab, text: str, max_len: int) -> Example:
+    """The `sentences` task: a typed human turn of plain English, learnt word by word.
+
+    Why: the LM's text side only ever saw the task templates, so it has no English to lean on
+    when it hears a sentence phrased another way (session 21: open sentences are transcribed at
+    88–99% WER). The sentences sit where the model writes its listening notes, in a human turn.
+    """
+    ids = [*header(vocab, "human"), *vocab.encode(text), EOT_ID][:max_len]
+    n_header = len(header(vocab, "human"))
+    return Example(
+        ids, [KIND_CONTEXT] * n_header + [KIND_TEXT] * (len(ids) - n_header), "sentences"
+    )
 
 
 def text_qa_example(
