@@ -353,4 +353,10 @@ aqaa train pretrain --data "$D/s15" --out "$R/lm30" --init "$R/lm29/sft1/final" 
   --ctc-weight 0.5 --guide-weight 1.0 --lr 2e-4 --max-steps 600 --ckpt-every 200 --threads 2
 aqaa train evaluate --checkpoint "$R/lm30/pretrain/final" --data "$D/s15" --split valid -n 78 --threads 2
 # open sentences: ASR 88.2% (lm29 99.4%), CER 35.0%; suite hearing 84.1%: not learnable at this budget
+aqaa train pretrain --data "$D/c4,$D/q13,$D/q14,$D/s15" --out "$R/lm31" --init "$R/lm29/sft1/final" \
+  --mixture asr=1,continuation=0,tts=0.3,interleaved=0.3,text_qa=0.2,generated_qa=0.5,sentences=1 \
+  --ctc-weight 0.5 --guide-weight 1.0 --speech-guide-weight 1.0 --lr 2e-4 --max-steps 600 \
+  --ckpt-every 200 --threads 2
+aqaa train evaluate --checkpoint "$R/lm31/pretrain/final" --data "$D/s15" --split valid -n 78 --threads 2
+# open sentences: ASR 97.4%, CER 40.1%; suite hearing 75.5%: typing the sentences does not help yet
 aqaa data babble --source sentences --out "$D/s16" --hours 4 --seed 16 --warp 0.6 --workers 2  # for next
