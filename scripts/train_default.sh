@@ -359,4 +359,5 @@ aqaa train pretrain --data "$D/c4,$D/q13,$D/q14,$D/s15" --out "$R/lm31" --init "
   --ckpt-every 200 --threads 2
 aqaa train evaluate --checkpoint "$R/lm31/pretrain/final" --data "$D/s15" --split valid -n 78 --threads 2
 # open sentences: ASR 97.4%, CER 40.1%; suite hearing 75.5%: typing the sentences does not help yet
-aqaa data babble --source sentences --out "$D/s16" --hours 4 --seed 16 --warp 0.6 --workers 2  # for next
+aqaa data babble --source sentences --out "$D/s16" --hours 4 --seed 16 --warp 0.6 --workers 2  # 3,537 clips, 2.98 h
+aqaa data tokenize "$D/s16"   # train 3,430 / valid 107: no valid sentence in train
