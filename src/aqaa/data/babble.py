@@ -58,7 +58,7 @@ from aqaa.data.corpus import (
 from aqaa.data.schema import CONTENT_CATEGORIES
 from aqaa.data.styles import INSTRUCTION_STYLES, Prosody
 from aqaa.data.tasks import generate
-from aqaa.data.voices import Voice, VoiceBank
+from aqaa.data.voices import VoiceBank
 
 WORD_LIST = Path("/usr/share/dict/words")
 TEXT_SOURCE = Path("/usr/share/games/fortunes")
@@ -129,7 +129,7 @@ def load_sentences(
         if path.is_dir()
         else [path]
     )
-    known = set(words if words is not None else load_words())
+    known = set(words if words is not None else load_all_words(WORD_LIST))
     out: set[str] = set()
     for f in files:
         for passage in re.split(r"\n%\n", f.read_text(errors="ignore")):
@@ -160,14 +160,6 @@ def load_all_words(path: Path) -> list[str]:
     return sorted({w for w in path.read_text(errors="ignore").split() if w.islower()})
 
 
-def warped_voice(voice: Voice, formant: float, f0_shift: float) -> Voice:
-    """A new speaker from `voice`'s engine voice: its own formant scale and F0 shift."""
-    base = voice.id.split("~")[0]
-    gender = "female" if formant >= 1.1 else "male"
-    return Voice(f"{base}~w{formant:.2f}{f0_shift:+.1f}", voice.engine, voice.name, gender,
-                 formant, f0_shift)  # fmt: skip
-
-
 def babble_sentence(rng: random.Random, words: list[str]) -> str:
     n = rng.randint(4, 12)
     out = [
@@ -194,7 +186,7 @@ def plan_babble(index: int, cfg: BabbleConfig, words: list[str], voices: dict) -
     if cfg.warp > 0.0 and voice.engine != "espeak" and rng.random() < cfg.warp:
         formant = rng.uniform(0.88, 1.22)
         warp = [round(formant, 2), round(max(-4.0, 45.0 * (formant - 1.0)) + rng.uniform(-2, 2), 1)]
-        voice = warped_voice(voice, *warp)
+        voice = voice.warped(*warp)
     plan = {
         "id": f"{split}-b{index:07d}",
         "index": index,
@@ -237,7 +229,7 @@ def render_babble(args: tuple[dict[str, Any], str]) -> tuple[dict | None, str | 
         bank = _worker_bank()
         voice = p["voice"]
         if "warp" in p:
-            voice = warped_voice(bank.get(voice.split("~")[0]), *p["warp"])
+            voice = bank.get(voice.split("~")[0]).warped(*p["warp"])
         x = bank.render(p["text"], voice, Prosody(**p["prosody"]), sample_rate=HUMAN_RATE)
         rel = Path("audio") / p["split"] / f"{p['id']}.flac"
         save_audio(out / rel, x, HUMAN_RATE)
@@ -280,6 +272,8 @@ def build_babble(cfg: BabbleConfig, progress: bool = True) -> dict[str, Any]:
         words = load_words(cfg.words)
     elif cfg.source == "sentences":  # the plan draws sentences where it would draw words
         words = load_sentences(cfg.text, load_all_words(cfg.words))
+        if {sentence_split(t) for t in words} != {"train", "valid"}:
+            raise ValueError(f"{cfg.text}: too few sentences to hold some out for validation")
     else:
         words = []
     bank = VoiceBank.discover()

@@ -92,6 +92,14 @@ class Voice:
         """A female variant of a male voice: formants up 17%, F0 up ten semitones."""
         return Voice(f"{self.id}~f", self.engine, self.name, "female", 1.17, 10.0)
 
+    def warped(self, formant: float, f0_shift: float) -> Voice:
+        """A new speaker from this voice's engine voice: its own formant scale and F0 shift
+        (`aqaa data babble --warp`); the id records both, e.g. `flite:rms~w1.12+4.3`."""
+        base = self.id.split("~")[0]
+        gender = "female" if formant >= 1.1 else "male"
+        return Voice(f"{base}~w{formant:.2f}{f0_shift:+.1f}", self.engine, self.name, gender,
+                     formant, f0_shift)  # fmt: skip
+
 
 class Engine:
     """A TTS engine: lists its voices and renders text at a speaking-rate multiplier."""

@@ -357,10 +357,10 @@ def sentences_example(vocab: Vocab, text: str, max_len: int) -> Example:
     when it hears a sentence phrased another way (session 21: open sentences are transcribed at
     88–99% WER). The sentences sit where the model writes its listening notes, in a human turn.
     """
-    ids = [*header(vocab, "human"), *vocab.encode(text), EOT_ID][:max_len]
-    n_header = len(header(vocab, "human"))
+    head = header(vocab, "human")
+    ids = [*head, *vocab.encode(text), EOT_ID][:max_len]
     return Example(
-        ids, [KIND_CONTEXT] * n_header + [KIND_TEXT] * (len(ids) - n_header), "sentences"
+        ids, [KIND_CONTEXT] * len(head) + [KIND_TEXT] * (len(ids) - len(head)), "sentences"
     )
 
 
