@@ -221,6 +221,35 @@ def test_tiny_training_run_loss_falls_and_resumes(tiny_corpus: Path, tmp_path: P
     assert t["answer_clips"][0]["audio"].endswith(".flac")
 
 
+def test_fine_tune_keeps_semantic_codes_and_codebook(tiny_corpus: Path, tmp_path: Path) -> None:
+    """--init with a frozen semantic branch and kept centroids: only the linguistic encoder moves,
+    so the semantic codes stay identical and code N keeps its centroid."""
+    from aqaa.train.tokenizer import TokenizerTrainConfig, train_tokenizer
+
+    kw = dict(data=str(tiny_corpus), batch_seconds=12, warmup=2, ckpt_every=5,
+              kmeans_frames=1000, dim=32, layers=1, heads=2, n_codes=32, lr=3e-3)  # fmt: skip
+    train_tokenizer(TokenizerTrainConfig(steps=4, out=str(tmp_path / "a"), **kw), progress=False)
+    base = DualCodebookTokenizer.load(tmp_path / "a")
+    cfg = TokenizerTrainConfig(steps=6, out=str(tmp_path / "b"), init=str(tmp_path / "a"),
+                               freeze_semantic=True, keep_centroids=True, commit_weight=0.1, **kw)  # fmt: skip
+    train_tokenizer(cfg, progress=False)
+    tuned = DualCodebookTokenizer.load(tmp_path / "b")
+    assert torch.equal(tuned.linguistic.centroids, base.linguistic.centroids)
+    sd_a, sd_b = base.state_dict(), tuned.state_dict()
+    assert all(torch.equal(sd_a[k], sd_b[k]) for k in sd_a if k.startswith("semantic."))
+    moved = [
+        k for k in sd_a if k.startswith("linguistic.encoder") and not torch.equal(sd_a[k], sd_b[k])
+    ]
+    assert moved
+    x = np.random.default_rng(0).standard_normal(16000).astype(np.float32) * 0.1
+    assert np.array_equal(base.encode(x, 16000).semantic, tuned.encode(x, 16000).semantic)
+    log = [json.loads(x) for x in (tmp_path / "b" / "train_log.jsonl").read_text().splitlines()]
+    assert "commit" in log[-1] and "mel" not in log[-1]
+    with pytest.raises(ValueError, match="need init"):
+        train_tokenizer(TokenizerTrainConfig(steps=1, out=str(tmp_path / "c"), keep_centroids=True,
+                                             **kw), progress=False)  # fmt: skip
+
+
 def test_eval_metrics_known_values() -> None:
     from aqaa.tokenizer.evaluate import dedup, edit_distance, style_features, usage
 

@@ -99,6 +99,21 @@ def train_tokenizer(
             help="Online mean normalisation of the linguistic input (prior frames; 0 off)."
         ),
     ] = 10,
+    init: Annotated[
+        Path | None,
+        typer.Option(help="Fine-tune this trained tokenizer (its shape, phonemes and statistics)."),
+    ] = None,
+    freeze_semantic: Annotated[
+        bool, typer.Option(help="With --init: train only the linguistic encoder.")
+    ] = False,
+    keep_centroids: Annotated[
+        bool, typer.Option(help="With --init: keep its k-means codebook (codes keep their place).")
+    ] = False,
+    commit_weight: Annotated[
+        float, typer.Option(help="With --init: pull linguistic outputs to their nearest centroid.")
+    ] = 0.0,
+    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 1e-3,
+    warmup: Annotated[int, typer.Option(help="Warm-up steps.")] = 300,
 ) -> None:
     """Train both tokenizers (CTC + reconstruction), then fit the k-means codebook."""
     from aqaa.train.tokenizer import TokenizerTrainConfig
@@ -110,7 +125,21 @@ def train_tokenizer(
                 f"[red]error:[/red] {d} has no manifest.jsonl: build it with `aqaa data build`"
             )
             raise typer.Exit(2)
+    if init is not None and not (init / "config.json").exists():
+        console.print(f"[red]error:[/red] {init} holds no tokenizer (no config.json)")
+        raise typer.Exit(2)
+    if (freeze_semantic or keep_centroids or commit_weight > 0) and init is None:
+        console.print(
+            "[red]error:[/red] --freeze-semantic, --keep-centroids and --commit-weight need --init"
+        )
+        raise typer.Exit(2)
     cfg = TokenizerTrainConfig(
+        init=str(init) if init else None,
+        freeze_semantic=freeze_semantic,
+        keep_centroids=keep_centroids,
+        commit_weight=commit_weight,
+        lr=lr,
+        warmup=warmup,
         augment=augment,
         cmn_prior=cmn_prior,
         data=data,

@@ -8,6 +8,15 @@
    an atomic checkpoint every `ckpt_every` steps, `--resume` continues from it.
 3. k-means (1,024 centroids) on linguistic encoder outputs of training clips.
 4. The tokenizer is saved as fp16 safetensors + config.json in `--out`.
+
+Fine-tuning a trained tokenizer (`--init DIR`, session 22): the run starts from DIR's weights,
+architecture, phoneme inventory and feature statistics. `--freeze-semantic` trains only the
+linguistic encoder, so the semantic codes (and with them the vocoder's input) stay bit-identical;
+`--keep-centroids` skips the k-means fit, so linguistic code N keeps its place in the codebook;
+`--commit-weight W` adds W · ‖h − sg(c(h))‖² (h: encoder output, c(h): its nearest fixed
+centroid), which holds the encoder's outputs on that codebook while CTC moves them to the right
+phones. Together they make a tokenizer whose codes an LM and a vocoder trained on DIR's codes
+still read, so a better ear does not restart the whole recipe.
 """
 
 from __future__ import annotations
@@ -63,6 +72,14 @@ class TokenizerTrainConfig:
     cmn_prior: int = 10
     #: bf16 autocast: "auto" uses it only where it is faster (see aqaa.precision).
     bf16: str = "auto"
+    #: Start from this trained tokenizer (weights, architecture, phonemes, feature statistics).
+    init: str | None = None
+    #: Train only the linguistic encoder (semantic codes stay identical); needs `init`.
+    freeze_semantic: bool = False
+    #: Keep `init`'s k-means centroids instead of fitting new ones; needs `init`.
+    keep_centroids: bool = False
+    #: Weight of the commitment of linguistic outputs to their nearest centroid (0 = off).
+    commit_weight: float = 0.0
     loss_weights: dict[str, float] = field(
         default_factory=lambda: {
             "ling_ctc": 1.0,
@@ -270,9 +287,16 @@ def augment_linguistic(fb: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 
 
 def step_losses(
-    tok: DualCodebookTokenizer, b: dict[str, torch.Tensor], gen: torch.Generator | None = None
+    tok: DualCodebookTokenizer,
+    b: dict[str, torch.Tensor],
+    gen: torch.Generator | None = None,
+    semantic: bool = True,
+    commit: bool = False,
 ) -> dict[str, torch.Tensor]:
-    """All training losses of a batch; with `gen`, the linguistic input is augmented."""
+    """All training losses of a batch; with `gen`, the linguistic input is augmented.
+
+    `semantic=False` leaves out the semantic losses (a frozen semantic branch); `commit` adds
+    `commit`: the mean squared distance of each valid linguistic output to its nearest centroid."""
     lc, sc = tok.cfg.linguistic, tok.cfg.semantic
     lin, sem = tok.linguistic, tok.semantic
     l_len = torch.tensor([stacked_frames(int(k), lc.lfr_m, lc.lfr_n) for k in b["frames"]])
@@ -282,6 +306,13 @@ def step_losses(
         ling_in = augment_linguistic(ling_in, gen)
     h = lin.hidden(stack_frames(ling_in, lc.lfr_m, lc.lfr_n), l_len)
     out = {"ling_ctc": lin.ctc_loss(h, l_len, b["targets"], b["target_lengths"])}
+    if commit:
+        valid = torch.arange(h.shape[1])[None, :] < l_len[:, None]
+        hv = h[valid].float()
+        target = lin.centroids[lin.quantize(hv.detach())]
+        out["commit"] = ((hv - target) ** 2).sum(-1).mean()
+    if not semantic:
+        return out
     normed = sem.norm(b["fbank"])
     t = stack_frames(normed, sc.stack, sc.stack).shape[1] * sc.stack
     frame_targets = {
@@ -320,13 +351,21 @@ def train_tokenizer(cfg: TokenizerTrainConfig, resume: bool = False, progress: b
     rows = [r for r in rows_all if r["split"] == "train"]
     if not rows:
         raise ValueError(f"{cfg.data} has no training clips")
-    vocab = PhonemeVocab.from_texts([r["phonemes"] for r in rows])
-    tcfg = make_config(cfg, vocab)
-    tok = DualCodebookTokenizer(tcfg)
-    sample = torch.cat([r["fbank"].float() for r in rows[:2000]])
-    tok.linguistic.norm.fit(sample)
-    tok.semantic.norm.fit(sample)
-    params = [p for m in (tok.linguistic, tok.semantic) for p in m.parameters() if p.requires_grad]
+    if cfg.init is None:
+        if cfg.freeze_semantic or cfg.keep_centroids or cfg.commit_weight > 0:
+            raise ValueError(
+                "freeze_semantic, keep_centroids and commit_weight need init (a trained tokenizer)"
+            )
+        vocab = PhonemeVocab.from_texts([r["phonemes"] for r in rows])
+        tok = DualCodebookTokenizer(make_config(cfg, vocab))
+        sample = torch.cat([r["fbank"].float() for r in rows[:2000]])
+        tok.linguistic.norm.fit(sample)
+        tok.semantic.norm.fit(sample)
+    else:
+        tok = DualCodebookTokenizer.load(cfg.init)
+        vocab = tok.vocab
+    trained = (tok.linguistic,) if cfg.freeze_semantic else (tok.linguistic, tok.semantic)
+    params = [p for m in trained for p in m.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
     ckpt = out / "checkpoint.pt"
     step = 0
@@ -342,7 +381,7 @@ def train_tokenizer(cfg: TokenizerTrainConfig, resume: bool = False, progress: b
         log.info("resumed at step %d", step)
     (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))
     tok.linguistic.train()
-    tok.semantic.train()
+    tok.semantic.train(not cfg.freeze_semantic)
     max_frames = int(cfg.max_clip_seconds * 100)
     bf16 = use_bf16(cfg.bf16)
     aug_gen = torch.Generator().manual_seed(cfg.seed + step) if cfg.augment else None
@@ -365,8 +404,11 @@ def train_tokenizer(cfg: TokenizerTrainConfig, resume: bool = False, progress: b
         for g in opt.param_groups:
             g["lr"] = lr
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            losses = step_losses(tok, b, aug_gen)
-        loss = sum(cfg.loss_weights[k] * v for k, v in losses.items())
+            losses = step_losses(
+                tok, b, aug_gen, semantic=not cfg.freeze_semantic, commit=cfg.commit_weight > 0
+            )
+        weights = cfg.loss_weights | {"commit": cfg.commit_weight}
+        loss = sum(weights[k] * v for k, v in losses.items())
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -398,7 +440,8 @@ def train_tokenizer(cfg: TokenizerTrainConfig, resume: bool = False, progress: b
     logf.close()
     tok.linguistic.eval()
     tok.semantic.eval()
-    fit_centroids(tok, rows, cfg.kmeans_frames, cfg.seed)
+    if not cfg.keep_centroids:
+        fit_centroids(tok, rows, cfg.kmeans_frames, cfg.seed)
     tok.save(out)
     plot_training(out)
     return out
@@ -442,9 +485,11 @@ def plot_training(out: Path) -> Path | None:
     import matplotlib.pyplot as plt
 
     rows = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
-    keys = ["ling_ctc", "ctc", "mel", "lf0", "vuv", "energy"]
-    fig, axes = plt.subplots(2, 3, figsize=(12, 6), constrained_layout=True)
-    for ax, k in zip(axes.flat, keys, strict=True):
+    keys = [k for k in ("ling_ctc", "commit", "ctc", "mel", "lf0", "vuv", "energy") if k in rows[0]]
+    fig, axes = plt.subplots(2, 4, figsize=(15, 6), constrained_layout=True)
+    for ax in axes.flat[len(keys) :]:
+        ax.axis("off")
+    for ax, k in zip(axes.flat, keys, strict=False):
         ax.plot([r["step"] for r in rows], [r[k] for r in rows])
         ax.set_title(k)
         ax.set_xlabel("step")
