@@ -250,6 +250,22 @@ def test_fine_tune_keeps_semantic_codes_and_codebook(tiny_corpus: Path, tmp_path
                                              **kw), progress=False)  # fmt: skip
 
 
+def test_tempo_perturb_scales_frames_and_keeps_content() -> None:
+    from aqaa.train.tokenizer import tempo_perturb
+
+    gen = torch.Generator().manual_seed(0)
+    fb = torch.zeros(3, 240, 80)
+    fb[:, :, 0] = torch.linspace(0, 1, 240)  # a ramp: resampling keeps its ends
+    frames = torch.tensor([240, 120, 96])
+    out, n = tempo_perturb(fb, frames, gen, 1.5)
+    assert out.shape == (3, int(n.max()), 80)
+    for k, (m, orig) in enumerate(zip(n.tolist(), frames.tolist(), strict=True)):
+        assert m % 12 == 0 and orig / 1.5 - 12 <= m <= orig * 1.5
+        assert out[k, 0, 0] == fb[k, 0, 0] and torch.isclose(out[k, m - 1, 0], fb[k, orig - 1, 0])
+    same, n1 = tempo_perturb(fb, frames, gen, 1.0)  # spread 1: the identity
+    assert n1.tolist() == frames.tolist() and torch.allclose(same[0], fb[0])
+
+
 def test_eval_metrics_known_values() -> None:
     from aqaa.tokenizer.evaluate import dedup, edit_distance, style_features, usage
 

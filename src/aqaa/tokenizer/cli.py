@@ -112,6 +112,12 @@ def train_tokenizer(
     commit_weight: Annotated[
         float, typer.Option(help="With --init: pull linguistic outputs to their nearest centroid.")
     ] = 0.0,
+    tempo: Annotated[
+        float,
+        typer.Option(
+            help="Tempo perturbation of the linguistic input: factors in [1/x, x]; 0 off."
+        ),
+    ] = 0.0,
     lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 1e-3,
     warmup: Annotated[int, typer.Option(help="Warm-up steps.")] = 300,
 ) -> None:
@@ -138,6 +144,7 @@ def train_tokenizer(
         freeze_semantic=freeze_semantic,
         keep_centroids=keep_centroids,
         commit_weight=commit_weight,
+        tempo=tempo,
         lr=lr,
         warmup=warmup,
         augment=augment,

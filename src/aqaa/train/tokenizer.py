@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from aqaa.audio import load_audio
 from aqaa.data.corpus import read_manifest
@@ -68,6 +69,9 @@ class TokenizerTrainConfig:
     n_codes: int = 1024
     #: VTLP + SpecAugment on the linguistic encoder's input (speaker invariance).
     augment: bool = True
+    #: Tempo perturbation of the linguistic input: each clip's frames are resampled in time by a
+    #: factor drawn log-uniformly from [1/x, x] (0 = off). Needs `augment`.
+    tempo: float = 0.0
     #: Online mean normalisation of the linguistic input, prior weight in LFR frames (0 = off).
     cmn_prior: int = 10
     #: bf16 autocast: "auto" uses it only where it is faster (see aqaa.precision).
@@ -286,24 +290,49 @@ def augment_linguistic(fb: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return out
 
 
+def tempo_perturb(
+    fb: torch.Tensor, frames: torch.Tensor, gen: torch.Generator, spread: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Speak each clip of (B, F, 80) fbank faster or slower: its `frames` valid frames are
+    linearly resampled in time by a factor drawn log-uniformly from [1/spread, spread] (> 1 is
+    faster: fewer frames), like a tempo change that keeps the pitch. Returns the padded batch
+    and the new frame counts (whole 12-frame groups, as `collate` makes them)."""
+    outs, counts = [], []
+    for i in range(fb.shape[0]):
+        n = int(frames[i])
+        rate = spread ** (2 * torch.rand((), generator=gen).item() - 1)
+        m = max(12, int(n / rate) // 12 * 12)
+        x = fb[i, :n].T[None]  # (1, 80, n)
+        outs.append(F.interpolate(x, size=m, mode="linear", align_corners=True)[0].T)
+        counts.append(m)
+    out = fb.new_zeros(len(outs), max(counts), fb.shape[2])
+    for i, x in enumerate(outs):
+        out[i, : len(x)] = x
+    return out, torch.tensor(counts)
+
+
 def step_losses(
     tok: DualCodebookTokenizer,
     b: dict[str, torch.Tensor],
     gen: torch.Generator | None = None,
     semantic: bool = True,
     commit: bool = False,
+    tempo: float = 0.0,
 ) -> dict[str, torch.Tensor]:
     """All training losses of a batch; with `gen`, the linguistic input is augmented.
 
     `semantic=False` leaves out the semantic losses (a frozen semantic branch); `commit` adds
-    `commit`: the mean squared distance of each valid linguistic output to its nearest centroid."""
+    `commit`: the mean squared distance of each valid linguistic output to its nearest centroid;
+    `tempo > 1` (with `gen`) also changes the linguistic input's tempo (`tempo_perturb`)."""
     lc, sc = tok.cfg.linguistic, tok.cfg.semantic
     lin, sem = tok.linguistic, tok.semantic
-    l_len = torch.tensor([stacked_frames(int(k), lc.lfr_m, lc.lfr_n) for k in b["frames"]])
     s_len = torch.tensor([stacked_frames(int(k), sc.stack, sc.stack) for k in b["frames"]])
-    ling_in = lin.norm(b["fbank"])
+    ling_in, ling_frames = lin.norm(b["fbank"]), b["frames"]
     if gen is not None:
+        if tempo > 1.0:
+            ling_in, ling_frames = tempo_perturb(ling_in, ling_frames, gen, tempo)
         ling_in = augment_linguistic(ling_in, gen)
+    l_len = torch.tensor([stacked_frames(int(k), lc.lfr_m, lc.lfr_n) for k in ling_frames])
     h = lin.hidden(stack_frames(ling_in, lc.lfr_m, lc.lfr_n), l_len)
     out = {"ling_ctc": lin.ctc_loss(h, l_len, b["targets"], b["target_lengths"])}
     if commit:
@@ -405,7 +434,12 @@ def train_tokenizer(cfg: TokenizerTrainConfig, resume: bool = False, progress: b
             g["lr"] = lr
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             losses = step_losses(
-                tok, b, aug_gen, semantic=not cfg.freeze_semantic, commit=cfg.commit_weight > 0
+                tok,
+                b,
+                aug_gen,
+                semantic=not cfg.freeze_semantic,
+                commit=cfg.commit_weight > 0,
+                tempo=cfg.tempo,
             )
         weights = cfg.loss_weights | {"commit": cfg.commit_weight}
         loss = sum(weights[k] * v for k, v in losses.items())
