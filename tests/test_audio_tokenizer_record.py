@@ -137,3 +137,50 @@ def test_ship_and_engine_refuse_a_mismatched_pair(tiny_model_dir: Path, tmp_path
         check_parts(root / "lm", root / "tokenizer", root / "vocoder")
     with pytest.raises(EngineError, match="retrain the vocoder's flow"):
         Engine.load(root)
+
+
+def test_adopt_moves_parts_only_to_a_tokenizer_that_kept_their_codes(
+    shipped: DualCodebookTokenizer, tmp_path: Path
+) -> None:
+    from aqaa.lm.model import build_model, save_checkpoint
+    from aqaa.lm.vocab import train_vocab
+    from aqaa.train.ship import adopt_tokenizer
+
+    parent = shipped.fingerprint()
+    assert "keeps_codes_of" not in shipped.cfg.to_json()  # old configs keep their fingerprint
+    child = DualCodebookTokenizer.load(DEFAULT_DIR)
+    with torch.no_grad():
+        child.linguistic.encoder.proj.weight.mul_(1.01)  # a fine-tuned encoder
+    child.cfg.keeps_codes_of = parent
+    child.save(tmp_path / "child")
+    loaded = DualCodebookTokenizer.load(tmp_path / "child")
+    assert loaded.cfg.keeps_codes_of == parent and loaded.fingerprint() != parent
+    vocab = train_vocab(["hello world"] * 5, 300)
+    model = build_model("tiny", vocab.size, seed=0)
+    check_audio_tokenizer(model, parent, "the parent")
+    save_checkpoint(model, vocab, tmp_path / "lm")
+    from aqaa.vocoder.model import Vocoder, VocoderConfig
+
+    voc = Vocoder(VocoderConfig.tiny())
+    voc.audio_tokenizer = "cccccccccccc"  # learnt another tokenizer's codes
+    voc.save(tmp_path / "other_voc")
+    with pytest.raises(ValueError, match="the vocoder reads the codes of tokenizer cccc"):
+        adopt_tokenizer(
+            tmp_path / "child", tmp_path / "no", tmp_path / "lm", tmp_path / "other_voc"
+        )
+    assert not (tmp_path / "no").exists()  # nothing written when a part does not fit
+    voc.audio_tokenizer = parent
+    voc.save(tmp_path / "voc")
+    out = adopt_tokenizer(
+        tmp_path / "child", tmp_path / "adopted", tmp_path / "lm", tmp_path / "voc"
+    )
+    assert Vocoder.load(out / "vocoder").audio_tokenizer == loaded.fingerprint()
+    moved, _ = load_checkpoint(out / "lm")
+    assert audio_tokenizer_of(moved) == loaded.fingerprint()
+    sd_a, sd_b = model.state_dict(), moved.state_dict()
+    assert all(torch.equal(sd_a[k], sd_b[k]) for k in sd_a)  # a re-stamped copy, nothing else
+    # the parent itself keeps no other tokenizer's codes: an LM of the child cannot go back
+    with pytest.raises(ValueError, match="keeps the codes of no other tokenizer"):
+        adopt_tokenizer(DEFAULT_DIR, tmp_path / "back", lm=out / "lm")
+    with pytest.raises(ValueError, match="give an LM and/or a vocoder"):
+        adopt_tokenizer(tmp_path / "child", tmp_path / "x")

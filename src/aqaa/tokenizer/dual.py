@@ -71,9 +71,19 @@ class TokenizerConfig:
     linguistic: LinguisticConfig
     semantic: SemanticConfig
     phonemes: list[str]
+    #: Fingerprint of the tokenizer this one was fine-tuned from with its k-means codebook and its
+    #: semantic branch kept (`aqaa train tokenizer --init --keep-centroids --freeze-semantic`):
+    #: its codes mean what that tokenizer's codes meant, so an LM and a vocoder trained on them
+    #: may adopt it (`aqaa train adopt`). None (left out of the JSON) for any other tokenizer.
+    keeps_codes_of: str | None = None
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2, ensure_ascii=False)
+        d = asdict(self)
+        if (
+            d["keeps_codes_of"] is None
+        ):  # so configs (and fingerprints) from before it stay the same
+            del d["keeps_codes_of"]
+        return json.dumps(d, indent=2, ensure_ascii=False)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TokenizerConfig:
@@ -83,7 +93,12 @@ class TokenizerConfig:
         sem["encoder"] = EncoderConfig(**sem["encoder"])
         sem["decoder"] = EncoderConfig(**sem["decoder"])
         sem["fsq_levels"] = tuple(sem["fsq_levels"])
-        return cls(LinguisticConfig(**ling), SemanticConfig(**sem), list(d["phonemes"]))
+        return cls(
+            LinguisticConfig(**ling),
+            SemanticConfig(**sem),
+            list(d["phonemes"]),
+            d.get("keeps_codes_of"),
+        )
 
 
 class DualCodebookTokenizer:

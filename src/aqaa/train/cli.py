@@ -545,6 +545,34 @@ def _read_aloud(model: Any, vocab: Any, items: list[Any], n: int, vocoder: Path 
     return read_aloud(LeanDecoder(model, max_len=2048), vocab, sentences, hear)
 
 
+@train_app.command("adopt")
+def adopt(
+    tokenizer: Annotated[
+        Path, typer.Option(help="A tokenizer fine-tuned with --keep-centroids --freeze-semantic.")
+    ],
+    out: Annotated[Path, typer.Option(help="Writes OUT/lm and/or OUT/vocoder.")],
+    lm: Annotated[
+        Path | None, typer.Option(help="LM checkpoint trained on the parent's codes.")
+    ] = None,
+    vocoder: Annotated[
+        Path | None, typer.Option(help="Vocoder trained on the parent's codes.")
+    ] = None,
+) -> None:
+    """Move an LM and/or a vocoder to a tokenizer that kept their tokenizer's codebook.
+
+    The copies are stamped with the new tokenizer's fingerprint, so `aqaa train sft --init OUT/lm`
+    can fine-tune on shards of the new codes and `aqaa train ship` accepts them."""
+    from aqaa.train.ship import adopt_tokenizer
+
+    try:
+        adopt_tokenizer(tokenizer, out, lm, vocoder)
+    except (FileNotFoundError, ValueError) as e:
+        raise _fail(str(e)) from None
+    console.print(
+        f"adopted {tokenizer}: {', '.join(p.name for p in sorted(out.iterdir()))} in {out}"
+    )
+
+
 @train_app.command("ship")
 def ship(
     lm: Annotated[Path | None, typer.Option(help="LM checkpoint to make the default.")] = None,

@@ -7,6 +7,10 @@ renames, so an interrupted ship never leaves a half-written default.
 
 `assemble_model` writes the same layout somewhere else (a candidate model for `aqaa eval run
 --model DIR`), so a model can be measured end to end before it replaces the default.
+
+`adopt_tokenizer` moves an LM or a vocoder to a fine-tuned tokenizer that kept its parent's
+codebook and semantic branch (`TokenizerConfig.keeps_codes_of`): a copy re-stamped with the new
+fingerprint, to be fine-tuned on shards of the new codes (or measured as it is).
 """
 
 from __future__ import annotations
@@ -124,4 +128,45 @@ def assemble_model(
             shutil.rmtree(tmp)
         shutil.copytree(defaults / part, tmp)
         _swap(tmp, out / part)
+    return out
+
+
+def adopt_tokenizer(
+    tokenizer: str | Path, out: str | Path, lm: str | Path | None = None,
+    vocoder: str | Path | None = None,
+) -> Path:  # fmt: skip
+    """Copies of `lm` (to `out/lm`) and/or `vocoder` (to `out/vocoder`) that read `tokenizer`'s
+    codes. Allowed only where `tokenizer` kept the codebook of the tokenizer the part learnt
+    (`keeps_codes_of` equals the part's fingerprint), or is that tokenizer already."""
+    from aqaa.lm.model import audio_tokenizer_of, load_checkpoint, save_checkpoint
+    from aqaa.tokenizer.dual import DualCodebookTokenizer
+    from aqaa.vocoder.model import Vocoder
+
+    if lm is None and vocoder is None:
+        raise ValueError("give an LM and/or a vocoder to move to the tokenizer")
+    tok = DualCodebookTokenizer.load(tokenizer)
+    new, parent = tok.fingerprint(), tok.cfg.keeps_codes_of
+
+    def check(part: str, have: str | None) -> None:
+        if have not in (new, parent) or have is None:
+            raise ValueError(
+                f"the {part} reads the codes of tokenizer {have}, and {tokenizer} ({new}) keeps "
+                f"the codes of {parent or 'no other tokenizer'}: train the {part} on its codes"
+            )
+
+    out = Path(out)
+    models = {}
+    if lm is not None:
+        models["lm"] = load_checkpoint(lm)
+        check("LM", audio_tokenizer_of(models["lm"][0]))
+    if vocoder is not None:
+        models["vocoder"] = Vocoder.load(vocoder)
+        check("vocoder", models["vocoder"].audio_tokenizer)
+    if "lm" in models:
+        model, vocab = models["lm"]
+        model.config.audio_tokenizer = new
+        save_checkpoint(model, vocab, out / "lm")
+    if "vocoder" in models:
+        models["vocoder"].audio_tokenizer = new
+        models["vocoder"].save(out / "vocoder")
     return out

@@ -393,6 +393,8 @@ def train_tokenizer(cfg: TokenizerTrainConfig, resume: bool = False, progress: b
     else:
         tok = DualCodebookTokenizer.load(cfg.init)
         vocab = tok.vocab
+        if cfg.keep_centroids and cfg.freeze_semantic:
+            tok.cfg.keeps_codes_of = tok.fingerprint()
     trained = (tok.linguistic,) if cfg.freeze_semantic else (tok.linguistic, tok.semantic)
     params = [p for m in trained for p in m.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
