@@ -361,3 +361,39 @@ aqaa train evaluate --checkpoint "$R/lm31/pretrain/final" --data "$D/s15" --spli
 # open sentences: ASR 97.4%, CER 40.1%; suite hearing 75.5%: typing the sentences does not help yet
 aqaa data babble --source sentences --out "$D/s16" --hours 4 --seed 16 --warp 0.6 --workers 2  # 3,537 clips, 2.98 h
 aqaa data tokenize "$D/s16"   # train 3,430 / valid 107: no valid sentence in train
+
+# ---- session 22 (2026-12-03): fine-tuning the tokenizer's ears, keeping its codebook --------------
+# Features of every corpus are cached once (CORPUS/cache/tokenizer_features.pt, ~13 min for all five).
+T5=src/aqaa/weights/tokenizer   # tok5, the shipped tokenizer
+ALL="$D/c4,$D/q13,$D/q14,$D/s15,$D/s16"
+aqaa train tokenizer --data "$ALL" --out "$R/tok6a" --init "$T5" --freeze-semantic --keep-centroids \
+  --lr 3e-4 --warmup 100 --steps 3000        # 23 min at 1 thread
+aqaa train tokenizer --data "$ALL" --out "$R/tok6b" --init "$T5" --freeze-semantic --keep-centroids \
+  --commit-weight 0.003 --lr 3e-4 --warmup 100 --steps 3000
+aqaa train tokenizer --data "$ALL" --out "$R/tok6c" --init "$T5" --freeze-semantic --keep-centroids \
+  --tempo 1.35 --lr 3e-4 --warmup 100 --steps 3000
+python scripts/tokenizer_ckpt_per.py --base "$T5" --probe-cache "$R/probe10.pkl" "$R/tok6a" "$R/tok6b" "$R/tok6c"
+# The LM moves to tok6a's codes: shards in mirror corpora (the audio linked, the tokens new) ...
+for c in c4 q13 q14 s15; do
+  mkdir -p "$D/6/$c"
+  for f in "$D/$c"/{audio,items,build.json,manifest.jsonl}; do ln -sfn "$f" "$D/6/$c/"; done
+  aqaa data tokenize "$D/6/$c" --tokenizer "$R/tok6a"
+done
+# ... lm29 re-stamped (its codes are tok6a's codebook), then SFT on the new codes
+aqaa train adopt --tokenizer "$R/tok6a" --lm "$R/lm29/sft1/final" --out "$R/adopt6a"
+aqaa train sft --stage 1 --data "$D/6/c4,$D/6/q13,$D/6/q14,$D/6/s15" --out "$R/lm32" \
+  --init "$R/adopt6a/lm" --asr-replay 0.3 --qa-replay 0.2 --ctc-weight 0.5 --guide-weight 1.0 \
+  --speech-guide-weight 1.0 --lr 2e-4 --ckpt-every 100 --threads 2 --max-steps 300 --notes
+aqaa train ship --out "$R/cand32" --lm "$R/lm32/sft1/final" --tokenizer "$R/tok6a" --vocoder "$R/adopt6a/vocoder"
+#   (adopt6a/vocoder: `aqaa train adopt --tokenizer "$R/tok6a" --vocoder src/aqaa/weights/vocoder --out "$R/adopt6a"`)
+aqaa eval hearing --model "$R/cand32" --suite default --out "$R/xover/h32_default"   # 68.6% (lm33 70.1%)
+aqaa eval hearing --model "$R/cand32" --suite "$R/xover/voices.json" --out "$R/xover/h32_voices"     # 32.0% (34.7%)
+aqaa eval hearing --model "$R/cand32" --suite "$R/xover/phrasing.json" --out "$R/xover/h32_phrasing" # 63.9% (66.7%)
+aqaa train evaluate --checkpoint "$R/lm32/sft1/final" --data "$D/6/q14" --split valid -n 150 --threads 1
+# ASR 27.7%, QA from audio 26.2%, from text 40.0% (lm29: 27.6%, 26.2%, 47.5%)
+aqaa eval run --model "$R/cand32" --system e2e --out "$R/eval_cand32" --threads 1
+# content 0.000, text 0.065, consistency 0.881, DNSMOS 3.105: the lm28 line speaks badly; not shipped
+# control: the same 300 SFT steps on tok5's codes
+aqaa train sft --stage 1 --data "$D/c4,$D/q13,$D/q14,$D/s15" --out "$R/lm33" --init "$R/lm29/sft1/final" \
+  --asr-replay 0.3 --qa-replay 0.2 --ctc-weight 0.5 --guide-weight 1.0 --speech-guide-weight 1.0 \
+  --lr 2e-4 --ckpt-every 100 --threads 1 --max-steps 300 --notes
