@@ -324,6 +324,17 @@ def test_shipped_tokenizer_and_cli(tmp_path: Path) -> None:
     (tmp_path / "bad.wav").write_text("not audio")
     res = CliRunner().invoke(app, ["tokenize", str(tmp_path / "bad.wav")])
     assert res.exit_code == 2 and "error" in res.output
+    # fine-tuning options without a tokenizer to start from, or from a directory without one
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "manifest.jsonl").write_text("")
+    train = ["train", "tokenizer", "--data", str(tmp_path / "c"), "--out", str(tmp_path / "t")]
+    res = CliRunner().invoke(app, [*train, "--keep-centroids"])
+    assert res.exit_code == 2 and "need --init" in " ".join(res.output.split())
+    res = CliRunner().invoke(app, [*train, "--init", str(tmp_path)])
+    assert res.exit_code == 2 and "holds no tokenizer" in " ".join(res.output.split())
+    res = CliRunner().invoke(app, ["train", "adopt", "--tokenizer", str(tmp_path / "nowhere"),
+                                   "--out", str(tmp_path / "o"), "--lm", str(tmp_path)])  # fmt: skip
+    assert res.exit_code == 2 and "no tokenizer in" in " ".join(res.output.split())
 
 
 def test_evaluate_tokenizer_reports_per_voice_phone_errors(tmp_path: Path) -> None:
