@@ -397,3 +397,11 @@ aqaa eval run --model "$R/cand32" --system e2e --out "$R/eval_cand32" --threads 
 aqaa train sft --stage 1 --data "$D/c4,$D/q13,$D/q14,$D/s15" --out "$R/lm33" --init "$R/lm29/sft1/final" \
   --asr-replay 0.3 --qa-replay 0.2 --ctc-weight 0.5 --guide-weight 1.0 --speech-guide-weight 1.0 \
   --lr 2e-4 --ckpt-every 100 --threads 1 --max-steps 300 --notes
+# the shipped line on tok6a's codes, ears only (not shipped: consistency 0.536 -> 0.692)
+aqaa train adopt --tokenizer "$R/tok6a" --lm src/aqaa/weights/lm --out "$R/adopt6s"
+aqaa train pretrain --data "$D/6/c4,$D/6/q13,$D/6/q14" --out "$R/lm34" --init "$R/adopt6s/lm" \
+  --mixture asr=1,continuation=0,tts=0,interleaved=0,text_qa=0,generated_qa=0 \
+  --ctc-weight 0.5 --guide-weight 1.0 --lr 5e-5 --max-steps 150 --ckpt-every 50 --threads 1
+aqaa train ship --out "$R/cand34" --lm "$R/lm34/pretrain/final" --tokenizer "$R/tok6a" --vocoder "$R/adopt6a/vocoder"
+aqaa eval hearing --model "$R/cand34" --suite default --out "$R/xover/h34_default"   # 74.4% (shipped 76.2%)
+aqaa eval run --model "$R/cand34" --system e2e --out "$R/eval_cand34" --threads 2
