@@ -568,9 +568,8 @@ def adopt(
         adopt_tokenizer(tokenizer, out, lm, vocoder)
     except (FileNotFoundError, ValueError) as e:
         raise _fail(str(e)) from None
-    console.print(
-        f"adopted {tokenizer}: {', '.join(p.name for p in sorted(out.iterdir()))} in {out}"
-    )
+    parts = [f"{out / name}" for name, src in (("lm", lm), ("vocoder", vocoder)) if src is not None]
+    console.print(f"now reading the codes of {tokenizer}: {', '.join(parts)}")
 
 
 @train_app.command("ship")
