@@ -374,6 +374,11 @@ def _atomic_save(obj: Any, path: Path) -> None:
 def train_tokenizer(cfg: TokenizerTrainConfig, resume: bool = False, progress: bool = True) -> Path:
     from tqdm import tqdm
 
+    if cfg.init is None and (cfg.freeze_semantic or cfg.keep_centroids or cfg.commit_weight > 0):
+        # before the features: their first preparation takes minutes
+        raise ValueError(
+            "freeze_semantic, keep_centroids and commit_weight need init (a trained tokenizer)"
+        )
     torch.manual_seed(cfg.seed)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -388,10 +393,6 @@ def train_tokenizer(cfg: TokenizerTrainConfig, resume: bool = False, progress: b
     if not rows:
         raise ValueError(f"{cfg.data} has no training clips")
     if cfg.init is None:
-        if cfg.freeze_semantic or cfg.keep_centroids or cfg.commit_weight > 0:
-            raise ValueError(
-                "freeze_semantic, keep_centroids and commit_weight need init (a trained tokenizer)"
-            )
         vocab = PhonemeVocab.from_texts([r["phonemes"] for r in rows])
         tok = DualCodebookTokenizer(make_config(cfg, vocab))
         sample = torch.cat([r["fbank"].float() for r in rows[:2000]])
