@@ -9,6 +9,16 @@ import pytest
 import torch
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models run fastest on one thread (and far faster on a busy machine). A module asks
+    for it with `pytestmark = pytest.mark.usefixtures("one_thread")`."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A complete model directory: tokenizer/ (the shipped one), lm/ (tiny, random weights) and

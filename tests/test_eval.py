@@ -12,7 +12,6 @@ import librosa
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 import typer
 from typer.testing import CliRunner
 
@@ -60,12 +59,7 @@ SR = 16000
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -16,14 +16,7 @@ from aqaa.train.loop import read_log
 from aqaa.train.sft import SFT2_CATEGORIES, SFTConfig
 from aqaa.train.stage import load_config
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run fastest on one thread (and far faster on a busy machine)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 runner = CliRunner()

@@ -16,14 +16,7 @@ from aqaa.lm.model import save_checkpoint as save_ckpt
 from aqaa.lm.spelling import SPELL_CHARS
 from aqaa.lm.vocab import Vocab, train_vocab
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run fastest on one thread (and far faster on a busy machine)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

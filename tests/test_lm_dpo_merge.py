@@ -19,14 +19,7 @@ from aqaa.train.dpo import DPOTask, dpo_loss_from_logits
 from aqaa.train.merge import merge_checkpoints
 from aqaa.train.objectives import TargetLogprobs, pad_batch
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run fastest on one thread (and far faster on a busy machine)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 C, T, A = KIND_CONTEXT, KIND_TEXT, KIND_AUDIO

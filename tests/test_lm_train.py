@@ -19,14 +19,7 @@ from aqaa.train.loop import LoopConfig, _save_best, best_checkpoint, latest_chec
 from aqaa.train.pretrain import PretrainConfig, run_pretrain
 from aqaa.train.stage import load_config, stage_dir
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run fastest on one thread (and far faster on a busy machine)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -153,6 +153,18 @@ AnswerNoiseOpt = Annotated[
         "only (the target stays true): robustness to the LM's own sampled codes. 0 is off."
     ),
 ]
+SpeechDistill = Annotated[
+    float,
+    typer.Option(
+        help="Share of each audio target taken from a frozen speech teacher's distribution "
+        "(0: off; 1: the audio channel follows the teacher only): keeps how the model speaks "
+        "while other tasks train; see aqaa.train.distill."
+    ),
+]
+SpeechTeacherOpt = Annotated[
+    Path | None,
+    typer.Option(help="Teacher checkpoint for --speech-distill (default: the --init model)."),
+]
 NoiseTokenizer = Annotated[
     Path | None,
     typer.Option(
@@ -201,6 +213,8 @@ def pretrain(
     input_noise: InputNoiseOpt = 0.0,
     answer_noise: AnswerNoiseOpt = 0.0,
     noise_tokenizer: NoiseTokenizer = None,
+    speech_distill: SpeechDistill = 0.0,
+    speech_teacher: SpeechTeacherOpt = None,
     progress: Progress = True,
 ) -> None:
     """Pretrain on the task mixture (audio continuation, ASR, TTS, interleaved, text QA).
@@ -220,6 +234,8 @@ def pretrain(
             speech_guide_weight=speech_guide_weight, input_noise=input_noise,
             answer_noise=answer_noise,
             noise_tokenizer=str(noise_tokenizer) if noise_tokenizer else None,
+            speech_distill=speech_distill,
+            speech_teacher=str(speech_teacher) if speech_teacher else None,
         )  # fmt: skip
         cfg.loop.seed = seed
         cfg.loop.bf16 = bf16
@@ -284,6 +300,8 @@ def sft(
             "trained on the transcript, then answers (aqaa.lm.notes)."
         ),
     ] = False,
+    speech_distill: SpeechDistill = 0.0,
+    speech_teacher: SpeechTeacherOpt = None,
     progress: Progress = True,
 ) -> None:
     """Supervised fine-tuning: spoken question → text (+ audio) answer.
@@ -299,7 +317,8 @@ def sft(
                       guide_weight=guide_weight, speech_guide_weight=speech_guide_weight,
                       input_noise=input_noise, answer_noise=answer_noise,
                       noise_tokenizer=str(noise_tokenizer) if noise_tokenizer else None,
-                      twin_weight=twin_weight, notes=notes)
+                      twin_weight=twin_weight, notes=notes, speech_distill=speech_distill,
+                      speech_teacher=str(speech_teacher) if speech_teacher else None)
         )  # fmt: skip
         cfg.loop.seed = seed
         cfg.loop.bf16 = bf16

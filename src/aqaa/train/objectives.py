@@ -25,6 +25,7 @@ from aqaa.lm.spelling import spell_columns, spelling_ctc
 from aqaa.lm.twin import twin_alignment, twin_positions
 from aqaa.lm.vocab import PAD_ID
 from aqaa.tokenizer.ids import LINGUISTIC_CODES
+from aqaa.train.distill import SpeechTeacher, kl_divergence, soft_cross_entropy
 
 
 class Task(Protocol):
@@ -75,6 +76,13 @@ class Auxiliary:
     twin_spans: Sequence[tuple[int, int, int] | None] = ()
     twin: torch.Tensor | None = None
     twin_n: int = 0
+    #: speech distillation (`aqaa.train.distill`): which of the loss positions are audio, the
+    #: teacher's log-probs there (M, V); the forward fills the student's soft cross-entropy
+    #: per row and the summed KL (for the logs)
+    distill_rows: torch.Tensor | None = None
+    teacher_logp: torch.Tensor | None = None
+    soft_ce: torch.Tensor | None = None
+    kl: float = 0.0
 
 
 class TargetLogprobs(nn.Module):
@@ -114,6 +122,10 @@ class TargetLogprobs(nn.Module):
         logits = self.lm.lm_head(hidden[select]).float()
         truth = ids if targets is None else targets
         logp = -F.cross_entropy(logits, truth[:, 1:][select], reduction="none")
+        if aux is not None and aux.teacher_logp is not None:
+            student = logits[aux.distill_rows]
+            aux.soft_ce = soft_cross_entropy(aux.teacher_logp, student)
+            aux.kl = float(kl_divergence(aux.teacher_logp, student.detach()).sum())
         if aux is not None and aux.spell_columns is not None:
             aux.ctc, aux.ctc_n = spelling_ctc(
                 hidden, self.lm.lm_head.weight, aux.spell_columns, aux.spans, aux.spell_targets
@@ -165,8 +177,11 @@ class LMTask:
         speech_guide_weight: float = 0.0,
         input_noise: InputNoise | None = None,
         twin_weight: float = 0.0,
+        teacher: SpeechTeacher | None = None,
     ) -> None:
         self.source = source
+        #: soft targets for the audio positions (`aqaa.train.distill`), in train and eval
+        self.teacher = teacher
         #: weight of the text-twin alignment (`aqaa.lm.twin`) on examples that carry a twin
         self.twin_weight = twin_weight
         #: swaps of audio codes in the inputs while training (`aqaa.lm.input_noise`), never in
@@ -217,8 +232,10 @@ class LMTask:
               * bool(x.guide_queries) for x in items]  # fmt: skip
         twins = [x.twin for x in items] if self.twin_weight else []
         has_twin = any(t is not None for t in twins)
+        is_audio = tk[select] == KIND_AUDIO
+        distill = self.teacher is not None and bool(is_audio.any())
         aux = None
-        if (self._columns is not None and any(spans)) or any(on) or has_twin:
+        if (self._columns is not None and any(spans)) or any(on) or has_twin or distill:
             aux = Auxiliary(
                 spell_columns=self._columns if self._columns is not None and any(spans) else None,
                 spans=spans,
@@ -236,10 +253,20 @@ class LMTask:
                 aux.guide_fractions = [x.guide_fractions for x in items]
             if has_twin:
                 self._twin_teacher(module, items, aux)
+            if distill:
+                assert self.teacher is not None
+                aux.distill_rows = is_audio
+                aux.teacher_logp = self.teacher.log_probs(inputs, select & (tk == KIND_AUDIO))
         logp = module(inputs, select, aux) if inputs is ids else module(inputs, select, aux, ids)
         k = tk[select]
         w = torch.where(k == KIND_TEXT, self.text_weight, self.audio_weight).to(logp.dtype)
-        loss = -(logp * w).sum() / denom
+        target_nll = -logp
+        if aux is not None and aux.soft_ce is not None:
+            # audio positions: (1 − α) of the true code, α of the teacher's distribution
+            a = self.teacher.alpha if self.teacher is not None else 0.0
+            target_nll = target_nll.clone()
+            target_nll[is_audio] = (1.0 - a) * target_nll[is_audio] + a * aux.soft_ce
+        loss = (target_nll * w).sum() / denom
         nll = -logp.detach()
         is_t, is_a = k == KIND_TEXT, k == KIND_AUDIO
         # the audio channel by codebook: linguistic codes (what is said) and semantic codes
@@ -258,9 +285,12 @@ class LMTask:
         }
         # every configured channel has its keys in every micro-batch: processes sum the same keys
         for ch, w in (("ctc", self.ctc_weight), ("guide", self.guide_weight),
-                      ("speak", self.speech_guide_weight), ("twin", self.twin_weight)):  # fmt: skip
+                      ("speak", self.speech_guide_weight), ("twin", self.twin_weight),
+                      ("kl", self.teacher is not None)):  # fmt: skip
             if w:
                 stats[f"{ch}_nll"] = stats[f"{ch}_n"] = 0.0
+        if aux is not None and aux.soft_ce is not None:
+            stats["kl_nll"], stats["kl_n"] = aux.kl, float(is_audio.sum())
         if aux is not None and aux.ctc is not None:
             loss = loss + self.ctc_weight * aux.ctc / denom
             stats["ctc_nll"], stats["ctc_n"] = float(aux.ctc.detach()), float(aux.ctc_n)
@@ -298,7 +328,7 @@ class LMTask:
         n = sums.get("text_n", 0.0) + sums.get("audio_n", 0.0)
         if n:
             out["loss"] = (sums["text_nll"] + sums["audio_nll"]) / n
-        for ch in ("text", "audio", "ling", "sem", "ctc", "guide", "speak", "twin"):
+        for ch in ("text", "audio", "ling", "sem", "ctc", "guide", "speak", "twin", "kl"):
             if sums.get(f"{ch}_n"):
                 out[f"{ch}_loss"] = sums[f"{ch}_nll"] / sums[f"{ch}_n"]
         return out

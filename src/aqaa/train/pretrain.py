@@ -17,6 +17,7 @@ from aqaa.lm.input_noise import InputNoise
 from aqaa.lm.model import build_model, check_audio_tokenizer, load_checkpoint
 from aqaa.lm.vocab import DEFAULT_TEXT_VOCAB, Vocab, shard_texts, train_vocab
 from aqaa.tokenizer.dual import DualCodebookTokenizer
+from aqaa.train.distill import SpeechTeacher
 from aqaa.train.loop import (
     LoopConfig,
     TrainResult,
@@ -71,6 +72,11 @@ class PretrainConfig:
     answer_noise: float = 0.0
     #: Tokenizer whose code geometry gives the near codes (None: the shipped one).
     noise_tokenizer: str | None = None
+    #: Share α of each audio position's target taken from a frozen speech teacher's distribution
+    #: (`aqaa.train.distill`): keeps how the model speaks while other tasks train; 0 is off.
+    speech_distill: float = 0.0
+    #: The teacher checkpoint (None: `init`, the model the run starts from).
+    speech_teacher: str | None = None
     eval_examples: int = 64
     mixture: Mixture = field(default_factory=Mixture)
     format: FormatConfig = field(default_factory=FormatConfig)
@@ -142,6 +148,9 @@ def run_pretrain(
         guide_width=cfg.guide_width,
         speech_guide_weight=cfg.speech_guide_weight,
         input_noise=InputNoise.for_run(cfg, vocab.audio_base, data_tokenizer),
+        teacher=SpeechTeacher.for_run(
+            cfg.speech_distill, cfg.speech_teacher or cfg.init, vocab, d.device
+        ),
     )
     return train(
         stage_dir=sdir,

@@ -17,6 +17,7 @@ from aqaa.lm.format import FormatConfig
 from aqaa.lm.input_noise import InputNoise
 from aqaa.lm.model import check_audio_tokenizer, load_checkpoint
 from aqaa.lm.notes import mark_note_taker
+from aqaa.train.distill import SpeechTeacher
 from aqaa.train.loop import (
     LoopConfig,
     TrainResult,
@@ -66,6 +67,11 @@ class SFTConfig:
     guide_weight: float = 0.0
     #: Guided attention from each spoken answer clip to the sentence it says (`aqaa.lm.guide`)
     speech_guide_weight: float = 0.0
+    #: Share α of each audio position's target taken from a frozen speech teacher's distribution
+    #: (`aqaa.train.distill`); 0 is off.
+    speech_distill: float = 0.0
+    #: The teacher checkpoint (None: the checkpoint the stage starts from).
+    speech_teacher: str | None = None
     text_loss_weight: float = 1.0
     audio_loss_weight: float = 1.0
     #: Chance that each audio code of the context (the question) is swapped for a near code while
@@ -171,6 +177,9 @@ def run_sft(
         speech_guide_weight=cfg.speech_guide_weight,
         input_noise=InputNoise.for_run(cfg, vocab.audio_base, data_tokenizer),
         twin_weight=cfg.twin_weight,
+        teacher=SpeechTeacher.for_run(
+            cfg.speech_distill, cfg.speech_teacher or cfg.init, vocab, d.device
+        ),
     )
     return train(
         stage_dir=sdir,
