@@ -1,6 +1,11 @@
 """LM speed on this machine: training tokens/s and KV-cached decode tokens/s per preset.
 
     python benchmarks/lm_speed.py [--presets tiny,base] [--threads 1] [--train-steps 3]
+    python benchmarks/lm_speed.py --presets 576x30,576x16 --vocab 54278   # other shapes
+
+A preset may also be written `HIDDENxLAYERS` (heads of 64 dims, a third of them as KV groups,
+FFN 8/3 × hidden rounded to 64): `576x30` is SmolLM2-135M's shape, whose vocabulary with the
+audio ids and specials is 54,278 (`--vocab`).
 
 Training: forward + backward + AdamW on random sequences (batch × length), as the training loop
 runs it (the LM head only on loss positions, here all of them), with bf16 autocast where the loop
@@ -20,7 +25,7 @@ import time
 import torch
 
 from aqaa.lm.decode import LeanDecoder, WeightFormat
-from aqaa.lm.model import build_model, count_parameters
+from aqaa.lm.model import Preset, build_model, count_parameters
 from aqaa.lm.vocab import DEFAULT_TEXT_VOCAB
 from aqaa.tokenizer.ids import AUDIO_CODES
 from aqaa.train.loop import bf16_is_fast
@@ -29,7 +34,17 @@ from aqaa.train.objectives import TargetLogprobs
 VOCAB = DEFAULT_TEXT_VOCAB + AUDIO_CODES
 
 
-def train_speed(preset: str, batch: int, length: int, steps: int, bf16: bool) -> float:
+def shape(name: str) -> Preset | str:
+    """A preset name, or `HIDDENxLAYERS` for another Llama shape."""
+    if "x" not in name:
+        return name
+    hidden, layers = (int(v) for v in name.split("x"))
+    heads = hidden // 64
+    ffn = round(hidden * 8 / 3 / 64) * 64
+    return Preset(hidden=hidden, layers=layers, heads=heads, kv_heads=max(1, heads // 3), ffn=ffn)
+
+
+def train_speed(preset: Preset | str, batch: int, length: int, steps: int, bf16: bool) -> float:
     model = build_model(preset, VOCAB, seed=0)
     wrapped = TargetLogprobs(model)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
@@ -75,6 +90,7 @@ def hf_decode_speed(model: torch.nn.Module, n: int) -> float:
 
 
 def main() -> None:
+    global VOCAB
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--presets", default="tiny,base")
     ap.add_argument("--threads", type=int, default=1)
@@ -84,7 +100,9 @@ def main() -> None:
     ap.add_argument("--decode-tokens", type=int, default=150)
     ap.add_argument("--no-hf", action="store_true", help="Skip HF generate (slow).")
     ap.add_argument("--train-dtype", choices=("auto", "fp32", "bf16"), default="auto")
+    ap.add_argument("--vocab", type=int, default=DEFAULT_TEXT_VOCAB + AUDIO_CODES, help="All ids.")
     a = ap.parse_args()
+    VOCAB = a.vocab
     torch.set_num_threads(a.threads)
     bf16 = bf16_is_fast(torch.device("cpu")) if a.train_dtype == "auto" else a.train_dtype == "bf16"
     print(
@@ -98,12 +116,13 @@ def main() -> None:
     print("| " + " | ".join(cols) + " |")
     print("|" + "---|" * len(cols))
     for name in a.presets.split(","):
-        model = build_model(name, VOCAB, seed=0).eval()
+        p = shape(name)
+        model = build_model(p, VOCAB, seed=0).eval()
         params = count_parameters(model)["total"] / 1e6
         row = [
             name,
             f"{params:.1f}",
-            f"{train_speed(name, a.batch, a.length, a.train_steps, bf16):.0f}"
+            f"{train_speed(p, a.batch, a.length, a.train_steps, bf16):.0f}"
             if a.train_steps
             else "-",
             f"{lean_decode_speed(model, torch.float32, a.decode_tokens):.0f}",

