@@ -434,3 +434,6 @@ aqaa train pretrain --data "$D/c4,$D/q13,$D/q14" --out "$R/smol1" --init "$R/smo
 aqaa train pretrain --data "$D/c4,$D/q13,$D/q14" --out "$R/ctrl1" --preset base --audio-init \
   --mixture asr=1,continuation=0,tts=0,interleaved=0,text_qa=0,generated_qa=0 --ctc-weight 0.5 \
   --guide-weight 1.0 --max-steps 250 --ckpt-every 50 --log-every 10 --threads 1
+aqaa train evaluate --checkpoint "$R/smol1/pretrain/final" --data "$D/q14" --split valid -n 60 --threads 2
+# ASR 91.1%, spelling CER 37.4%, QA from audio 3.3%, typed 13.3% (ctrl1: 99.2%, 61.3%, 0%, 0%)
+aqaa train evaluate --checkpoint "$R/ctrl1/pretrain/final" --data "$D/q14" --split valid -n 60 --threads 1
