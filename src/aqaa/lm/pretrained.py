@@ -16,7 +16,7 @@ start at the mean embedding; `aqaa train pretrain --audio-init` then lays them o
 tokenizer's code geometry). The result is a standard checkpoint every stage can `--init` from.
 
 Measured (2 cores, `benchmarks/lm_speed.py --presets 576x30 --vocab 54278`): SmolLM2-135M's
-shape decodes at ~54 tokens/s with fp16-packed weights (below the ~70 tokens/s real-time needs)
+shape decodes at 43–54 tokens/s with fp16-packed weights (below the ~70 tokens/s real-time needs)
 and trains at ~180–210 tokens/s, ~7× slower than the `base` preset; cutting it to its first 16
 layers without further training destroys it (it only repeats one token). Taught to read the codes
 (250 ASR steps, TRAINING.md session 23) it spells the spoken question far sooner than the `base`
