@@ -437,3 +437,9 @@ aqaa train pretrain --data "$D/c4,$D/q13,$D/q14" --out "$R/ctrl1" --preset base 
 aqaa train evaluate --checkpoint "$R/smol1/pretrain/final" --data "$D/q14" --split valid -n 60 --threads 2
 # ASR 91.1%, spelling CER 37.4%, QA from audio 3.3%, typed 13.3% (ctrl1: 99.2%, 61.3%, 0%, 0%)
 aqaa train evaluate --checkpoint "$R/ctrl1/pretrain/final" --data "$D/q14" --split valid -n 60 --threads 1
+# ... the answers' audio distilled in SFT (not shipped: consistency 0.768; the text plan drifts to SFT-1's)
+aqaa train sft --stage 1 --data "$D/6/c4,$D/6/q13,$D/6/q14" --out "$R/lm37" --init "$R/adopt6s/lm" \
+  --asr-replay 0.3 --ctc-weight 0.5 --guide-weight 1.0 --speech-guide-weight 1.0 --lr 5e-5 \
+  --max-steps 150 --ckpt-every 50 --threads 2 --speech-distill 1.0
+aqaa train ship --out "$R/cand37" --lm "$R/lm37/sft1/final" --tokenizer "$R/tok6a" --vocoder "$R/adopt6a/vocoder"
+aqaa eval run --model "$R/cand37" --system e2e --out "$R/eval_cand37" --threads 2
