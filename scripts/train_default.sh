@@ -443,3 +443,4 @@ aqaa train sft --stage 1 --data "$D/6/c4,$D/6/q13,$D/6/q14" --out "$R/lm37" --in
   --max-steps 150 --ckpt-every 50 --threads 2 --speech-distill 1.0
 aqaa train ship --out "$R/cand37" --lm "$R/lm37/sft1/final" --tokenizer "$R/tok6a" --vocoder "$R/adopt6a/vocoder"
 aqaa eval run --model "$R/cand37" --system e2e --out "$R/eval_cand37" --threads 2
+aqaa eval hearing --model "$R/cand37" --suite default --out "$R/xover/h37_default"   # 74.6%
