@@ -793,3 +793,45 @@ def test_noise_lm_trains_on_the_lm_codes(
     assert ((b["ling_alt"] == LING_PAD) == (b["ling"] == LING_PAD)).all()
     with pytest.raises(ValueError, match="noise_lm needs code_noise"):
         train_vocoder(dataclasses.replace(cfg, code_noise=0.0))
+
+
+def test_mel_input_flow_fine_tunes_the_mel_vocoder_on_the_flows_mels(
+    trained: Path, corpus: Path, tmp_path: Path
+) -> None:
+    import dataclasses
+
+    from aqaa.train.vocoder import ClipSet, build_cache, train_vocoder
+
+    init = Vocoder.load(trained / "vocoder")
+    cfg = dataclasses.replace(train_config(corpus, tmp_path / "f"), init=str(trained / "vocoder"),
+                              flow_steps=0, mel_input="flow", seed=3)  # fmt: skip
+    train_vocoder(cfg)
+    clips = ClipSet(build_cache(corpus, init.config.mel, progress=False), "train")
+    saved = np.memmap(tmp_path / "f" / "flow_mels" / "train.bin", np.float16, "r",
+                      shape=clips.mel.shape)  # fmt: skip
+    # clip 1's frames are the flow's own sample of its codes (seeded per clip), where its true
+    # mel sits in the cache, and the stage-2 batches read them instead of the true mel
+    codes, mel, _ = clips.clip(1)
+    mo = clips.clips[1][3]
+    flow = init.decode_mel(codes, seed=3 * 100_003 + 1).numpy()
+    np.testing.assert_allclose(saved[mo : mo + len(mel)], flow, atol=2e-2, rtol=1e-2)
+    assert np.abs(flow - mel).mean() > 0.05  # not the true mel
+    clips.use_input_mels(saved)
+    b = clips.mel_batch(np.random.default_rng(0), 4, 12)
+    assert any(np.isin(b["mel"][j, 0].numpy().astype(np.float16), saved).all() for j in range(4))
+    # the flow is frozen (only the mel vocoder trains) and the waveform losses fall
+    out = Vocoder.load(tmp_path / "f" / "vocoder")
+    for k, v in init.flow.state_dict().items():
+        assert torch.equal(v, out.flow.state_dict()[k]), k
+    evals = _evals(tmp_path / "f")
+    assert evals[-1]["valid_mel_l1"] < evals[0]["valid_mel_l1"]
+    # a resumed run reuses the sampled mels instead of sampling again
+    stamp = (tmp_path / "f" / "flow_mels" / "train.bin").stat().st_mtime_ns
+    train_vocoder(dataclasses.replace(cfg, mel_steps=16), resume=True)
+    assert (tmp_path / "f" / "flow_mels" / "train.bin").stat().st_mtime_ns == stamp
+    with pytest.raises(ValueError, match="--flow-steps 0"):
+        train_vocoder(dataclasses.replace(cfg, out=str(tmp_path / "g"), flow_steps=4))
+    with pytest.raises(ValueError, match="mel_input must be"):
+        dataclasses.replace(cfg, mel_input="fake").check()
+    with pytest.raises(ValueError, match="input mels of shape"):
+        clips.use_input_mels(np.zeros((3, clips.n_mels), np.float16))

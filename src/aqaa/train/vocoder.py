@@ -107,6 +107,10 @@ class VocoderTrainConfig:
     #: with code_noise: swap codes for this LM's teacher-forced samples (`aqaa.train.lm_codes`,
     #: computed once into OUT/lm_codes.npz) instead of uniformly random ones
     noise_lm: str | None = None
+    #: stage 2's input mel: "true" (the clip's own log-mel) or "flow" (the --init vocoder's flow
+    #: sampled from the clip's codes, `aqaa.train.flow_mels`: fine-tuning on what the flow writes;
+    #: needs flow_steps 0 and an --init vocoder with a trained flow)
+    mel_input: str = "true"
     log_every: int = 10
     ckpt_every: int = 250
     plot_every: int = 1000
@@ -131,6 +135,13 @@ class VocoderTrainConfig:
             raise ValueError(f"code_noise must be in [0, 1), got {self.code_noise}")
         if self.noise_lm and self.code_noise == 0:
             raise ValueError("noise_lm needs code_noise > 0 (the chance of a swap)")
+        if self.mel_input not in ("true", "flow"):
+            raise ValueError(f"mel_input must be 'true' or 'flow', got {self.mel_input!r}")
+        if self.mel_input == "flow" and (self.flow_steps > 0 or not self.init):
+            raise ValueError(
+                "mel_input 'flow' fine-tunes the mel vocoder on a trained flow's output: give "
+                "--init VOCODER and --flow-steps 0 (train the flow first)"
+            )
         if self.bf16 not in ("auto", "on", "off"):
             raise ValueError(f"bf16 must be auto, on or off, got {self.bf16!r}")
         if min(self.log_every, self.ckpt_every, self.plot_every, self.eval_every) < 1:
@@ -285,6 +296,8 @@ class ClipSet:
         self.weights = groups / groups.sum()
         #: per clip, stand-in codes for `corrupt_codes` (`use_alternatives`), or None
         self.alt: list[np.ndarray] | None = None
+        #: stage 2's input mel, laid out like `mel` (`use_input_mels`); None: the true mel
+        self.input_mel: np.ndarray | None = None
 
     def use_alternatives(self, alt: dict[str, np.ndarray]) -> None:
         """Attach stand-in codes by clip id (e.g. `aqaa.train.lm_codes`); flow batches then carry
@@ -295,6 +308,13 @@ class ClipSet:
             own = a is None or len(a) < n
             out.append(np.asarray(self.codes[co : co + n] if own else a[:n], dtype=np.int64))
         self.alt = out
+
+    def use_input_mels(self, mel: np.ndarray) -> None:
+        """Feed `mel_batch` these mels (same frame layout as the true mel, e.g. the flow's
+        samples from `aqaa.train.flow_mels`) instead of the true mel; the waveform is unchanged."""
+        if mel.shape != self.mel.shape:
+            raise ValueError(f"input mels of shape {mel.shape}, the cache has {self.mel.shape}")
+        self.input_mel = mel
 
     def __len__(self) -> int:
         return len(self.clips)
@@ -353,6 +373,9 @@ class ClipSet:
         wavs = torch.zeros((batch, frames * hop))
         for j, i in enumerate(picks):
             _, mel, wav = self.clip(int(i))
+            if self.input_mel is not None:
+                mo = self.clips[int(i)][3]
+                mel = np.asarray(self.input_mel[mo : mo + len(mel)], dtype=np.float32)
             f = len(mel)
             f0 = int(rng.integers(0, f - frames + 1)) if f > frames else 0
             n = min(frames, f - f0)
@@ -487,11 +510,12 @@ def sample_plot(model: Vocoder, data: ClipSet, step: int, out: Path, stage: str)
         was = model.training
         model.eval()
         with torch.inference_mode():
-            z = model.normalize(torch.from_numpy(mel))[None]
+            src, what = (gen_mel, "flow") if data.input_mel is not None else (mel, "target")
+            z = model.normalize(torch.from_numpy(src))[None]
             y = model.mel_vocoder(z)[0]
             resyn = mel_spectrogram(y, model.config.mel)[: len(mel)].numpy()
         model.train(was)
-        panels.append((f"log-mel of the vocoded target mel (step {step})", resyn))
+        panels.append((f"log-mel of the vocoded {what} mel (step {step})", resyn))
     path = out / "plots" / f"{stage}_step{step:07d}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
     _plot(path, panels)
@@ -508,6 +532,25 @@ def _truncate_log(path: Path, step: int) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text("".join(ln + "\n" for ln in keep))
     os.replace(tmp, path)
+
+
+def _use_flow_mels(
+    model: Vocoder, cfg: VocoderTrainConfig, out: Path, sets: list[ClipSet], rank: int, world: int
+) -> None:
+    """Stage 2 reads the frozen flow's mels of every clip (rank 0 samples them once; resumes
+    reuse OUT/flow_mels/)."""
+    from aqaa.train.flow_mels import compute_flow_mels
+
+    for name, s in zip(SPLITS, sets, strict=True):
+        if name == "valid" and s is sets[0]:
+            s.use_input_mels(sets[0].input_mel)  # no valid split: the train set stands in
+            continue
+        path = out / "flow_mels" / f"{name}.bin"
+        if rank == 0:
+            compute_flow_mels(model, s, path, seed=cfg.seed, progress=cfg.progress)
+        if world > 1:
+            dist.barrier()
+        s.use_input_mels(compute_flow_mels(model, s, path, seed=cfg.seed, progress=False))
 
 
 def _lm_codes(cfg: VocoderTrainConfig, out: Path, rank: int) -> dict[str, np.ndarray]:
@@ -615,6 +658,8 @@ def train_vocoder(
         mean, std = train_set.mel_stats()
         model.mel_mean.copy_(torch.from_numpy(mean))
         model.mel_std.copy_(torch.from_numpy(std))
+    if cfg.mel_input == "flow":
+        _use_flow_mels(model, cfg, out, [train_set, valid_set], rank, world)
     if rank == 0:
         _truncate_log(out / "log.jsonl", step if resume else -1)
 

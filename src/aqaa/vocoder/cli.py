@@ -193,6 +193,13 @@ def train_vocoder(
             "errors) instead of random codes (aqaa.train.lm_codes)."
         ),
     ] = None,
+    mel_input: Annotated[
+        str,
+        typer.Option(
+            help="Stage 2 input: true (the clip's mel) or flow (the --init vocoder's flow from "
+            "the clip's codes: fine-tune the mel vocoder on what the flow writes; --flow-steps 0)."
+        ),
+    ] = "true",
     batch_size: Annotated[int, typer.Option(help="Stage 1 crops per step.")] = 16,
     mel_batch_size: Annotated[int, typer.Option(help="Stage 2 crops per step.")] = 8,
     lr: Annotated[float, typer.Option(help="Stage 1 peak learning rate.")] = 3e-4,
@@ -221,6 +228,7 @@ def train_vocoder(
         phase_weight=phase_weight,
         code_noise=code_noise,
         noise_lm=str(noise_lm) if noise_lm else None,
+        mel_input=mel_input,
         flow_steps=flow_steps,
         mel_steps=mel_steps,
         max_steps=max_steps,
