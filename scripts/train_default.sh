@@ -444,3 +444,16 @@ aqaa train sft --stage 1 --data "$D/6/c4,$D/6/q13,$D/6/q14" --out "$R/lm37" --in
 aqaa train ship --out "$R/cand37" --lm "$R/lm37/sft1/final" --tokenizer "$R/tok6a" --vocoder "$R/adopt6a/vocoder"
 aqaa eval run --model "$R/cand37" --system e2e --out "$R/eval_cand37" --threads 2
 aqaa eval hearing --model "$R/cand37" --suite default --out "$R/xover/h37_default"   # 74.6%
+
+# ---- session 24 (a fresh machine) ----------------------------------------------------------------
+aqaa data build --out "$D/c4" --hours 3 --seed 3 --workers 2
+aqaa data tokenize "$D/c4" --tokenizer src/aqaa/weights/tokenizer
+# a bundled-example candidate scan: 160 test-split questions by the reserved voices (content 1%)
+aqaa eval make-suite --name cand --per-category 40 --seed 11 --reserved-share 1.0 \
+  --categories knowledge,reasoning,language,gaming --out "$R/cand.json"
+aqaa eval run --suite "$R/cand.json" --system e2e --no-dnsmos --out "$R/scan1" --threads 2
+# the mel vocoder fine-tuned on the shipped flow's own mels (not shipped: DNSMOS 3.145 vs 3.147)
+aqaa eval vocoder --data "$D/c4" --split test -n 40 --out "$R/veval_shipped"
+aqaa train vocoder --data "$D/c4" --out "$R/vocft1" --init src/aqaa/weights/vocoder --flow-steps 0 \
+  --mel-steps 3000 --gan-start 0 --phase-weight 5 --mel-input flow --threads 2
+aqaa eval vocoder --data "$D/c4" --split test -n 40 --vocoder "$R/vocft1/vocoder" --out "$R/veval_ft1"

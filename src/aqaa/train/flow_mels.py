@@ -8,6 +8,11 @@ recording and the waveform losses stay valid. It targets issue 4's DNSMOS gap, w
 the flow's mel and the true one (copy synthesis 3.45, resynthesis 3.12 in session 23: the flow
 blurs the harmonics across mel bands and the mel vocoder renders that blur faithfully).
 
+Measured (session 24, TRAINING.md): 3,000 such steps from the shipped vocoder left resynthesis
+DNSMOS where it was (3.145 vs 3.147 on 40 held-out clips) and made the 50 Hz buzz worse: the
+flow's mel does not fix the pitch harmonics, so the vocoder learns their average. The option stays
+for a flow that does resolve them.
+
 The mels are sampled once per split with the run's frozen flow (seeded per clip, the flow's
 default Euler steps and guidance) into ``OUT/flow_mels/<split>.bin`` (float16, the cache's frame
 layout) with a JSON index; a resumed run reuses them.
