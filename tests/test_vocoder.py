@@ -835,3 +835,93 @@ def test_mel_input_flow_fine_tunes_the_mel_vocoder_on_the_flows_mels(
         dataclasses.replace(cfg, mel_input="fake").check()
     with pytest.raises(ValueError, match="input mels of shape"):
         clips.use_input_mels(np.zeros((3, clips.n_mels), np.float16))
+
+
+# ------------------------------------------------------------------------------------ pitch path
+
+
+def test_harmonic_template_draws_the_harmonics_of_a_real_tone() -> None:
+    from aqaa.vocoder.pitch import harmonic_template
+
+    cfg = MelConfig()
+    t = np.arange(SR) / SR
+    for f0 in (110.0, 150.0, 230.0):
+        comb = sum(0.01 * np.sin(2 * np.pi * k * f0 * t) for k in range(1, int(12000 / f0)))
+        real = mel_spectrogram(comb.astype(np.float32), cfg)[25].numpy()[:30]
+        tmpl = harmonic_template(torch.tensor([[f0]]), cfg)[0, :30, 0].numpy()
+        # the striations of the tone's mel in the low bands, where harmonics are resolved
+        assert np.corrcoef(real, tmpl)[0, 1] > 0.9, f0
+    both = harmonic_template(torch.tensor([[0.0, 150.0]]), cfg)[0]
+    assert both.shape == (cfg.n_mels, 2)
+    assert torch.all(both[:, 0] == both[0, 0])  # unvoiced: the floor everywhere
+    assert both[:, 1].max() > both[0, 0] + 1.5 and both.abs().max() < 1.5
+
+
+def test_frame_f0_tracks_a_tone_on_the_mel_frames() -> None:
+    from aqaa.vocoder.pitch import frame_f0
+
+    cfg = MelConfig()
+    x = 0.3 * np.sin(2 * np.pi * 200.0 * np.arange(SR) / SR)
+    f0 = frame_f0(x, cfg, 51)
+    assert f0.shape == (51,) and f0.dtype == np.float32
+    assert abs(np.median(f0[5:45]) - 200.0) < 3.0
+    assert not frame_f0(np.zeros(SR), cfg, 51).any()
+    assert len(frame_f0(x[:100], cfg, 3)) == 3
+
+
+def test_pitch_loss_and_f0_decoding_known_values() -> None:
+    import torch.nn.functional as F
+
+    from aqaa.vocoder.pitch import LF0_MEAN, LF0_SCALE, pitch_loss, pitch_to_f0
+
+    f0 = torch.tensor([[0.0, 200.0, 100.0, 300.0]])
+    mask = torch.tensor([[1.0, 1.0, 1.0, 0.0]])
+    lf0 = (math.log(200.0) - LF0_MEAN) / LF0_SCALE
+    pred = torch.tensor([[[0.3, -2.0], [lf0 + 0.4, 1.0], [0.0, 3.0], [9.0, -9.0]]])
+    l1 = (0.4 + abs((math.log(100.0) - LF0_MEAN) / LF0_SCALE)) / 2  # voiced, unmasked frames
+    bce = F.binary_cross_entropy_with_logits(
+        torch.tensor([-2.0, 1.0, 3.0]), torch.tensor([0.0, 1, 1])
+    )
+    assert float(pitch_loss(pred, f0, mask)) == pytest.approx(l1 + float(bce), rel=1e-5)
+    hz = pitch_to_f0(pred)
+    assert hz[0, 0] == 0 and hz[0, 3] == 0  # negative voicing logits
+    assert float(hz[0, 1]) == pytest.approx(200.0 * math.exp(0.4 * LF0_SCALE), rel=1e-4)
+
+
+def test_pitch_flow_starts_as_its_init_learns_f0_and_streams(
+    trained: Path, corpus: Path, tmp_path: Path
+) -> None:
+    import dataclasses
+
+    from aqaa.train.vocoder import ClipSet, build_cache, train_vocoder
+
+    init = Vocoder.load(trained / "vocoder")
+    cfg = dataclasses.replace(train_config(corpus, tmp_path / "p"), init=str(trained / "vocoder"),
+                              pitch=True, mel_steps=0, flow_steps=16, lr=1e-2)  # fmt: skip
+    steps: list[dict[str, float]] = []
+    train_vocoder(cfg, on_step=lambda s, losses: steps.append(losses))
+    # the F0 of every frame was computed once into the cache: the chirps' pitch, 120–300 Hz
+    cache = build_cache(corpus, init.config.mel, progress=False)
+    clips = ClipSet(cache, "train")
+    clips.load_f0(progress=False)
+    voiced = clips.f0[clips.f0 > 0]
+    assert (cache / "train.f0.bin").is_file() and len(voiced) > 0.8 * len(clips.f0)
+    assert 110 < np.median(voiced) < 310
+    b = clips.flow_batch(np.random.default_rng(0), 2, 5)
+    assert b["f0"].shape == b["mel"].shape[:2]
+    # the pitch head learns (the flow starts exactly as the init: its pitch input is zero)
+    evals = _evals(tmp_path / "p")
+    assert evals[-1]["valid_pitch"] < evals[0]["valid_pitch"]
+    assert evals[0]["valid_flow"] == pytest.approx(_evals(trained)[0]["valid_flow"], rel=0.5)
+    out = Vocoder.load(tmp_path / "p" / "vocoder")
+    assert out.config.flow.pitch and out.flow.estimator.pitch_in is not None
+    assert out.flow.estimator.pitch_in.weight.abs().max() > 0
+    # decoding reads the predicted pitch; streaming still equals the offline decode
+    codes = random_codes(20)
+    offline, _ = out.decode(codes, seed=1)
+    wide = StreamConfig(left_context_pairs=30, lookahead_pairs=12)
+    streamed = np.concatenate(_stream(out, codes, 7, wide))
+    assert np.abs(streamed - offline).max() < 1e-5
+    with pytest.raises(ValueError, match="pitch flow needs its template"):
+        mu = torch.zeros(1, out.config.mel.n_mels, 4)
+        out.flow.sample(mu, torch.zeros_like(mu))

@@ -10,7 +10,10 @@ samples (the clip's audio is cropped, or padded with silence, to that length).
 Two stages in one explicit loop (global step ``0 … flow_steps + mel_steps``):
 
 1. **Flow** (steps ``< flow_steps``): token encoder + flow estimator on random group-aligned crops
-   of (codes, mel): flow-matching loss + ``prior_weight`` × MSE(mu, mel).
+   of (codes, mel): flow-matching loss + ``prior_weight`` × MSE(mu, mel). With ``pitch`` the
+   encoder's F0 head is trained too (+ ``pitch_weight`` × its loss) and the flow reads the
+   harmonic template of the recording's own F0 (:mod:`aqaa.vocoder.pitch`; WORLD F0 per mel frame,
+   computed once into ``CORPUS/cache/vocoder-<key>/<split>.f0.bin``).
 2. **Mel vocoder** (the remaining ``mel_steps``): ConvNeXt/iSTFT generator on random crops of
    (ground-truth mel, waveform): mel L1 + multi-resolution STFT, and after ``gan_start`` steps of
    this stage least-squares adversarial + feature-matching losses against small multi-period and
@@ -27,6 +30,7 @@ samples and gradients are averaged with ``all_reduce`` (gloo on CPU); rank 0 wri
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import json
@@ -58,6 +62,7 @@ from aqaa.vocoder.losses import (
 )
 from aqaa.vocoder.mel import MelConfig, fit_frames, mel_spectrogram
 from aqaa.vocoder.model import Vocoder, VocoderConfig
+from aqaa.vocoder.pitch import pitch_loss
 from aqaa.vocoder.tokens import FRAMES_PER_PAIR, LING_PAD, PAIRS_PER_GROUP, regroup
 
 log = logging.getLogger(__name__)
@@ -111,6 +116,11 @@ class VocoderTrainConfig:
     #: sampled from the clip's codes, `aqaa.train.flow_mels`: fine-tuning on what the flow writes;
     #: needs flow_steps 0 and an --init vocoder with a trained flow)
     mel_input: str = "true"
+    #: give the flow the explicit pitch path (`aqaa.vocoder.pitch`): a new vocoder is built with
+    #: it; an --init vocoder without one gains it (its new layers start at zero, so the flow
+    #: starts as it was)
+    pitch: bool = False
+    pitch_weight: float = 1.0  # weight of the F0 head's loss in stage 1 (with pitch)
     log_every: int = 10
     ckpt_every: int = 250
     plot_every: int = 1000
@@ -142,6 +152,8 @@ class VocoderTrainConfig:
                 "mel_input 'flow' fine-tunes the mel vocoder on a trained flow's output: give "
                 "--init VOCODER and --flow-steps 0 (train the flow first)"
             )
+        if self.pitch_weight < 0:
+            raise ValueError(f"pitch_weight must be >= 0, got {self.pitch_weight}")
         if self.bf16 not in ("auto", "on", "off"):
             raise ValueError(f"bf16 must be auto, on or off, got {self.bf16!r}")
         if min(self.log_every, self.ckpt_every, self.plot_every, self.eval_every) < 1:
@@ -298,6 +310,30 @@ class ClipSet:
         self.alt: list[np.ndarray] | None = None
         #: stage 2's input mel, laid out like `mel` (`use_input_mels`); None: the true mel
         self.input_mel: np.ndarray | None = None
+        #: F0 in Hz per mel frame, laid out like `mel`'s rows (`load_f0`); None: not loaded
+        self.f0: np.ndarray | None = None
+        self._cache, self._split = cache, split
+
+    def load_f0(self, progress: bool = True) -> None:
+        """Attach each frame's F0 (`aqaa.vocoder.pitch.frame_f0`), computed once into the cache
+        as ``<split>.f0.bin`` (float32) and reused; flow batches then carry ``f0`` (B, 2P)."""
+        from tqdm import tqdm
+
+        from aqaa.vocoder.pitch import frame_f0
+
+        path = self._cache / f"{self._split}.f0.bin"
+        frames = self.mel.shape[0]
+        if not path.is_file():
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            out = np.memmap(tmp, np.float32, "w+", shape=(frames,))
+            for i in tqdm(range(len(self)), desc=f"F0 ({self._split})", disable=not progress):
+                _, mel, wav = self.clip(i)
+                mo = self.clips[i][3]
+                out[mo : mo + len(mel)] = frame_f0(wav, self.mel_cfg, len(mel))
+            out.flush()
+            del out
+            os.replace(tmp, path)
+        self.f0 = np.memmap(path, np.float32, "r", shape=(frames,))
 
     def use_alternatives(self, alt: dict[str, np.ndarray]) -> None:
         """Attach stand-in codes by clip id (e.g. `aqaa.train.lm_codes`); flow batches then carry
@@ -346,23 +382,32 @@ class ClipSet:
             ling, sem = regroup(codes[5 * g0 : 5 * g1])
             fpg = PAIRS_PER_GROUP * FRAMES_PER_PAIR
             alt = regroup(self.alt[int(i)][5 * g0 : 5 * g1]) if self.alt is not None else None
-            items.append((ling, sem, mel[fpg * g0 : fpg * g1], alt))
+            f0 = None
+            if self.f0 is not None:
+                mo = self.clips[int(i)][3]
+                f0 = np.array(self.f0[mo + fpg * g0 : mo + fpg * g1], dtype=np.float32)
+            items.append((ling, sem, mel[fpg * g0 : fpg * g1], alt, f0))
         p = max(len(it[1]) for it in items)
         ling = torch.full((batch, p), 0, dtype=torch.long)
         sem = torch.zeros((batch, p), dtype=torch.long)
         ling_alt, sem_alt = ling.clone(), sem.clone()
         mel = torch.zeros((batch, FRAMES_PER_PAIR * p, self.n_mels))
+        f0 = torch.zeros((batch, FRAMES_PER_PAIR * p))
         valid = torch.zeros((batch, p), dtype=torch.bool)
-        for j, (li, si, mi, alt) in enumerate(items):
+        for j, (li, si, mi, alt, fi) in enumerate(items):
             n = len(si)
             ling[j, :n], sem[j, :n] = torch.from_numpy(li), torch.from_numpy(si)
             if alt is not None:
                 ling_alt[j, :n], sem_alt[j, :n] = torch.from_numpy(alt[0]), torch.from_numpy(alt[1])
             mel[j, : 2 * n] = torch.from_numpy(mi)
+            if fi is not None:
+                f0[j, : 2 * n] = torch.from_numpy(fi)
             valid[j, :n] = True
         b = {"ling": ling, "sem": sem, "mel": mel, "valid": valid}
         if self.alt is not None:
             b |= {"ling_alt": ling_alt, "sem_alt": sem_alt}
+        if self.f0 is not None:
+            b["f0"] = f0
         return b
 
     def mel_batch(self, rng: np.random.Generator, batch: int, frames: int) -> dict:
@@ -445,13 +490,23 @@ def corrupt_codes(b: dict, p: float, gen: torch.Generator) -> dict:
 
 
 def flow_losses(model: Vocoder, b: dict, gen: torch.Generator) -> dict[str, torch.Tensor]:
-    """Stage-1 losses of one batch: ``flow`` (velocity MSE) and ``prior`` (mu vs mel MSE)."""
+    """Stage-1 losses of one batch: ``flow`` (velocity MSE), ``prior`` (mu vs mel MSE) and, for
+    a pitch flow, ``pitch`` (the F0 head's; the flow reads the template of the batch's true F0)."""
     x1 = model.normalize(b["mel"]).transpose(1, 2)  # (B, n_mels, F)
-    mu = model.encoder(b["ling"], b["sem"], b["valid"]).float().transpose(1, 2)
+    mu, pitch = model.encoder.encode(b["ling"], b["sem"], b["valid"])
+    mu = mu.float().transpose(1, 2)
     mask = b["valid"].repeat_interleave(FRAMES_PER_PAIR, dim=1)[:, None].float()
-    flow = model.flow.loss(x1, mu, mask, gen)
+    aux = None
+    if pitch is not None:
+        if "f0" not in b:
+            raise ValueError("a pitch flow trains on batches with F0 (ClipSet.load_f0)")
+        aux = model.template(b["f0"])
+    flow = model.flow.loss(x1, mu, mask, gen, aux)
     prior = ((mu - x1).square() * mask).sum() / (mask.sum() * x1.shape[1])
-    return {"flow": flow, "prior": prior}
+    out = {"flow": flow, "prior": prior}
+    if pitch is not None:
+        out["pitch"] = pitch_loss(pitch, b["f0"], mask[:, 0])
+    return out
 
 
 def _recon_losses(
@@ -606,7 +661,8 @@ def train_vocoder(
     if state is not None:
         model_cfg = VocoderConfig.from_dict(state["model_config"])
     elif base is not None:
-        model_cfg = base.config
+        model_cfg = copy.deepcopy(base.config)
+        model_cfg.flow.pitch = model_cfg.flow.pitch or cfg.pitch
         if cfg.mel_upsample not in (1, model_cfg.vocoder.upsample):
             raise ValueError(f"--init {cfg.init} has mel upsample {model_cfg.vocoder.upsample}")
         if cfg.mel_phase_advance and not model_cfg.vocoder.phase_advance:
@@ -615,6 +671,7 @@ def train_vocoder(
         model_cfg = VocoderConfig.tiny() if cfg.preset == "tiny" else VocoderConfig()
         model_cfg.vocoder.upsample = cfg.mel_upsample
         model_cfg.vocoder.phase_advance = cfg.mel_phase_advance
+        model_cfg.flow.pitch = cfg.pitch
     cache = build_cache(cfg.data, model_cfg.mel, progress=cfg.progress and rank == 0)
     train_set = ClipSet(cache, "train")
     if cfg.noise_lm:
@@ -623,6 +680,13 @@ def train_vocoder(
         valid_set = ClipSet(cache, "valid")
     except DataError:
         valid_set = train_set
+    if model_cfg.flow.pitch:  # the F0 head's targets and the template (also for validation)
+        for s in {id(train_set): train_set, id(valid_set): valid_set}.values():
+            if rank == 0:
+                s.load_f0(progress=cfg.progress)
+            if world > 1:
+                dist.barrier()
+            s.load_f0(progress=False)
 
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank
     model = Vocoder(model_cfg)
@@ -651,7 +715,10 @@ def train_vocoder(
             torch.set_rng_state(r["torch"])
             random.setstate(r["python"])
     elif base is not None:
-        model.load_state_dict(base.state_dict())  # its mel statistics too: its mel vocoder's
+        # its mel statistics too (its mel vocoder's); a pitch path it lacks starts at zero
+        missing, unexpected = model.load_state_dict(base.state_dict(), strict=False)
+        if unexpected or any(".pitch" not in k for k in missing):
+            raise ValueError(f"--init {cfg.init} does not fit: {unexpected or missing}")
         if base.audio_tokenizer is None or base.audio_tokenizer != model.audio_tokenizer:
             restart_code_embeddings(model)
     else:
@@ -729,6 +796,8 @@ def train_vocoder(
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                 losses = flow_losses(model, b, gen)
             loss = losses["flow"] + model_cfg.flow.prior_weight * losses["prior"]
+            if "pitch" in losses:
+                loss = loss + cfg.pitch_weight * losses["pitch"]
             opt_flow.zero_grad(set_to_none=True)
             loss.backward()
             _average_grads(flow_params)

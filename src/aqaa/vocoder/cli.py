@@ -200,6 +200,16 @@ def train_vocoder(
             "the clip's codes: fine-tune the mel vocoder on what the flow writes; --flow-steps 0)."
         ),
     ] = "true",
+    pitch: Annotated[
+        bool,
+        typer.Option(
+            "--pitch",
+            help="Give the flow the explicit pitch path: an F0 head on the token encoder and the "
+            "harmonic template of that F0 as the flow's extra input (added to an --init vocoder "
+            "that lacks it, starting from zero).",
+        ),
+    ] = False,
+    pitch_weight: Annotated[float, typer.Option(help="Weight of the F0 head's loss.")] = 1.0,
     batch_size: Annotated[int, typer.Option(help="Stage 1 crops per step.")] = 16,
     mel_batch_size: Annotated[int, typer.Option(help="Stage 2 crops per step.")] = 8,
     lr: Annotated[float, typer.Option(help="Stage 1 peak learning rate.")] = 3e-4,
@@ -229,6 +239,8 @@ def train_vocoder(
         code_noise=code_noise,
         noise_lm=str(noise_lm) if noise_lm else None,
         mel_input=mel_input,
+        pitch=pitch,
+        pitch_weight=pitch_weight,
         flow_steps=flow_steps,
         mel_steps=mel_steps,
         max_steps=max_steps,

@@ -11,6 +11,11 @@ zeroed for a fraction of training examples; at inference
 The estimator is a 1-D U-Net (one ×2 down/up level) of ResNet blocks (per-frame LayerNorm,
 kernel-3 convolutions, additive time embedding) each followed by a band-attention transformer
 block. Written by hand: the path and the solver are a few lines, and no dependency is needed.
+
+With ``pitch`` set, the estimator also reads a harmonic template ``aux`` (B, n_mels, T) drawn from
+an F0 contour (:mod:`aqaa.vocoder.pitch`) through a zero-initialised convolution added after the
+first ResNet block, so a flow fine-tuned with it starts as the flow it came from. ``aux`` is kept in
+both passes of the guidance: guidance amplifies the codes' condition, not the pitch.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ class FlowConfig:
     n_steps: int = 5  # Euler steps at inference (a latency vs quality knob: --steps)
     cfg_strength: float = 0.7  # guidance weight w at inference (0 disables the second pass)
     prior_weight: float = 1.0  # weight of the auxiliary loss ||mu − x1||²
+    pitch: bool = False  # predict F0 from the codes and condition on its harmonic template
 
 
 class ResBlock1d(nn.Module):
@@ -66,8 +72,17 @@ class Stage(nn.Module):
         self.res = ResBlock1d(cin, cout, cfg.time_dim)
         self.tx = TransformerBlock(cout, cfg.heads, window, cfg.ff_mult)
 
-    def forward(self, x: torch.Tensor, temb: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        temb: torch.Tensor,
+        mask: torch.Tensor,
+        extra: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """``extra`` (B, cout, T), if given, is added between the ResNet and transformer blocks."""
         h = self.res(x, temb, mask)
+        if extra is not None:
+            h = h + extra * mask
         valid = mask[:, 0] > 0
         return self.tx(h.transpose(1, 2), valid).transpose(1, 2) * mask
 
@@ -85,6 +100,11 @@ class UNetEstimator(nn.Module):
         )
         self.time_dim = cfg.time_dim
         self.down = Stage(2 * cfg.n_mels, c, cfg, cfg.window)
+        self.pitch_in: nn.Conv1d | None = None
+        if cfg.pitch:
+            self.pitch_in = nn.Conv1d(cfg.n_mels, c, 3, padding=1)
+            nn.init.zeros_(self.pitch_in.weight)
+            nn.init.zeros_(self.pitch_in.bias)
         self.downsample = nn.Conv1d(c, c, 3, stride=2, padding=1)
         half = max(1, cfg.window // 2)
         self.mid = nn.ModuleList(Stage(c, c, cfg, half) for _ in range(cfg.mid_blocks))
@@ -95,11 +115,21 @@ class UNetEstimator(nn.Module):
         self.out = nn.Conv1d(c, cfg.n_mels, 1)
 
     def forward(
-        self, x: torch.Tensor, mu: torch.Tensor, t: torch.Tensor, mask: torch.Tensor
+        self,
+        x: torch.Tensor,
+        mu: torch.Tensor,
+        t: torch.Tensor,
+        mask: torch.Tensor,
+        aux: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """``mask`` (B, 1, T) is 1 on real frames."""
+        """``mask`` (B, 1, T) is 1 on real frames; ``aux`` is the pitch template (``pitch`` only)."""
+        if (aux is None) != (self.pitch_in is None):
+            raise ValueError(
+                "a pitch flow needs its template (aux), and only a pitch flow takes one"
+            )
         temb = self.time_mlp(timestep_embedding(t, self.time_dim))
-        h = self.down(torch.cat([x, mu], 1), temb, mask)
+        extra = None if self.pitch_in is None else self.pitch_in(aux)
+        h = self.down(torch.cat([x, mu], 1), temb, mask, extra)
         skip = h
         mask_half = mask[:, :, ::2]
         h = self.downsample(h) * mask_half
@@ -127,9 +157,14 @@ class FlowMatching(nn.Module):
         self.estimator = UNetEstimator(cfg)
 
     def loss(
-        self, x1: torch.Tensor, mu: torch.Tensor, mask: torch.Tensor, generator: torch.Generator
+        self,
+        x1: torch.Tensor,
+        mu: torch.Tensor,
+        mask: torch.Tensor,
+        generator: torch.Generator,
+        aux: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Masked mean-squared velocity error; ``x1`` and ``mu`` are ``(B, n_mels, T)``."""
+        """Masked mean-squared velocity error; ``x1``, ``mu`` (and ``aux``) are ``(B, n_mels, T)``."""
         b = x1.shape[0]
         t = torch.rand(b, generator=generator)
         t = 1.0 - torch.cos(t * math.pi / 2)
@@ -138,7 +173,7 @@ class FlowMatching(nn.Module):
         tt = t[:, None, None]
         xt = (1 - (1 - self.cfg.sigma_min) * tt) * x0 + tt * x1
         u = x1 - (1 - self.cfg.sigma_min) * x0
-        pred = self.estimator(xt, mu * keep[:, None, None], t, mask)
+        pred = self.estimator(xt, mu * keep[:, None, None], t, mask, aux)
         err = (pred.float() - u).square() * mask
         return err.sum() / (mask.sum() * x1.shape[1])
 
@@ -150,8 +185,10 @@ class FlowMatching(nn.Module):
         mask: torch.Tensor | None = None,
         n_steps: int | None = None,
         cfg_strength: float | None = None,
+        aux: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Integrate from ``noise`` (B, n_mels, T) to a normalised mel, conditioned on ``mu``."""
+        """Integrate from ``noise`` (B, n_mels, T) to a normalised mel, conditioned on ``mu``
+        (and, for a pitch flow, on the template ``aux``)."""
         steps = self.cfg.n_steps if n_steps is None else n_steps
         w = self.cfg.cfg_strength if cfg_strength is None else cfg_strength
         if steps < 1:
@@ -164,10 +201,11 @@ class FlowMatching(nn.Module):
         guided = w != 0.0
         mu_in = torch.cat([mu, torch.zeros_like(mu)]) if guided else mu
         mask_in = torch.cat([mask, mask]) if guided else mask
+        aux_in = torch.cat([aux, aux]) if guided and aux is not None else aux
         for k in range(steps):
             t0, t1 = grid[k], grid[k + 1]
             x_in = torch.cat([x, x]) if guided else x
-            v = self.estimator(x_in, mu_in, t0.expand(x_in.shape[0]), mask_in).float()
+            v = self.estimator(x_in, mu_in, t0.expand(x_in.shape[0]), mask_in, aux_in).float()
             if guided:
                 v = (1 + w) * v[:b] - w * v[b:]
             x = x + (t1 - t0) * v

@@ -5,6 +5,8 @@ Pipeline (design §1.4): codes → :func:`~aqaa.vocoder.tokens.regroup` into 25 
 (a few Euler steps from seeded noise, with classifier-free guidance) → normalised log-mel →
 :class:`~aqaa.vocoder.istft.MelVocoder` → waveform. ``G`` whole groups of codes give ``6·G`` mel
 frames and ``G × 120 ms × 24 kHz = 2880·G`` samples.
+With ``flow.pitch`` the encoder also predicts F0, and the flow reads its
+harmonic template (:mod:`aqaa.vocoder.pitch`).
 
 The flow's initial noise is a function of the seed and the *absolute* mel-frame index
 (:func:`frame_noise`), so a decode is deterministic and a streamed window draws the same noise as
@@ -34,6 +36,7 @@ from aqaa.vocoder.flow import FlowConfig, FlowMatching
 from aqaa.vocoder.istft import MelVocoder, MelVocoderConfig
 from aqaa.vocoder.layers import count_params
 from aqaa.vocoder.mel import MelConfig
+from aqaa.vocoder.pitch import harmonic_template, pitch_to_f0
 from aqaa.vocoder.stream import StreamConfig, StreamDecoder, stream_decode
 from aqaa.vocoder.tokens import FRAMES_PER_PAIR, TokenEncoder, TokenEncoderConfig, regroup
 
@@ -117,7 +120,7 @@ class Vocoder(nn.Module):
         #: fingerprint of the audio tokenizer whose codes the flow was trained on (None: unknown);
         #: saved in config.json, checked by the engine and by `aqaa train ship`
         self.audio_tokenizer: str | None = None
-        self.encoder = TokenEncoder(c.tokens)
+        self.encoder = TokenEncoder(c.tokens, pitch=c.flow.pitch)
         self.flow = FlowMatching(c.flow)
         self.mel_vocoder = MelVocoder(c.vocoder)
         # per-bin statistics of the training log-mel; the flow and the mel vocoder see z-scores
@@ -156,6 +159,10 @@ class Vocoder(nn.Module):
     def denormalize(self, z: torch.Tensor) -> torch.Tensor:
         return z * self.mel_std + self.mel_mean
 
+    def template(self, f0_hz: torch.Tensor) -> torch.Tensor:
+        """F0 (B, F) in Hz → the pitch flow's harmonic template (B, n_mels, F)."""
+        return harmonic_template(f0_hz, self.config.mel)
+
     # ---- decoding ------------------------------------------------------------------------------
 
     @torch.inference_mode()
@@ -183,8 +190,10 @@ class Vocoder(nn.Module):
             st = torch.as_tensor(np.asarray(sem), dtype=torch.long)[None]
             noise = frame_noise(seed, 2 * offset, 2 * (offset + p), n_mels).T[None]
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
-                mu = self.encoder(lt, st, offset=offset).float().transpose(1, 2)
-                z = self.flow.sample(mu, noise, n_steps=n_steps, cfg_strength=cfg_strength)
+                mu, pitch = self.encoder.encode(lt, st, offset=offset)
+                mu = mu.float().transpose(1, 2)
+                aux = None if pitch is None else self.template(pitch_to_f0(pitch))
+                z = self.flow.sample(mu, noise, None, n_steps, cfg_strength, aux)
                 audio = self.mel_vocoder(z.transpose(1, 2), frame0=FRAMES_PER_PAIR * offset)[
                     0
                 ].float()

@@ -9,7 +9,9 @@ The vocoder reads it as 3 time-aligned *pairs* per group at 25 Hz (40 ms each)::
 codebooks plus the pair's phase within its group (0, 1, 2), runs a 1-pair look-ahead convolution
 and local transformer blocks, repeats each pair ×2 to 50 Hz (two 20 ms mel frames per pair),
 smooths with a convolution and projects to ``mu``: a coarse 80-bin mel that conditions the flow
-(trained towards the target mel with an auxiliary "prior" loss, as in Matcha-TTS).
+(trained towards the target mel with an auxiliary "prior" loss, as in Matcha-TTS). With ``pitch``
+it also predicts each frame's log-F0 and voicing from the same features
+(:class:`aqaa.vocoder.pitch.PitchHead`; see :meth:`TokenEncoder.encode`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from torch import nn
 
 from aqaa.tokenizer import ids
 from aqaa.vocoder.layers import TransformerBlock
+from aqaa.vocoder.pitch import PitchHead
 
 #: Pairs (25 Hz steps) per 120 ms group.
 PAIRS_PER_GROUP = ids.GROUP[1]
@@ -77,7 +80,7 @@ class TokenEncoderConfig:
 class TokenEncoder(nn.Module):
     """``(B, P)`` linguistic and semantic pair codes → ``mu`` ``(B, 2P, n_mels)`` at 50 Hz."""
 
-    def __init__(self, cfg: TokenEncoderConfig) -> None:
+    def __init__(self, cfg: TokenEncoderConfig, pitch: bool = False) -> None:
         super().__init__()
         self.cfg = cfg
         self.ling = nn.Embedding(ids.LINGUISTIC_CODES + 1, cfg.dim)
@@ -91,6 +94,7 @@ class TokenEncoder(nn.Module):
         self.norm = nn.LayerNorm(cfg.dim)
         self.up = nn.Conv1d(cfg.dim, cfg.dim, 3, padding=1)
         self.proj = nn.Linear(cfg.dim, cfg.n_mels)
+        self.pitch = PitchHead(cfg.dim) if pitch else None
 
     def forward(
         self,
@@ -100,6 +104,16 @@ class TokenEncoder(nn.Module):
         offset: int = 0,
     ) -> torch.Tensor:
         """``valid`` (B, P) marks real pairs; ``offset`` is the absolute index of pair 0."""
+        return self.encode(ling, sem, valid, offset)[0]
+
+    def encode(
+        self,
+        ling: torch.Tensor,
+        sem: torch.Tensor,
+        valid: torch.Tensor | None = None,
+        offset: int = 0,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(``mu`` (B, 2P, n_mels), the pitch head's (B, 2P, 2) or None without ``pitch``)."""
         p = ling.shape[1]
         phase = (torch.arange(p, device=ling.device) + offset) % PAIRS_PER_GROUP
         x = self.ling(ling) + self.sem(sem) + self.phase(phase)[None]
@@ -115,4 +129,4 @@ class TokenEncoder(nn.Module):
         if m is not None:
             x = x * m.repeat_interleave(FRAMES_PER_PAIR, dim=1)
         x = x + self.up(x.transpose(1, 2)).transpose(1, 2)
-        return self.proj(x)
+        return self.proj(x), None if self.pitch is None else self.pitch(x)
