@@ -916,6 +916,7 @@ def test_pitch_flow_starts_as_its_init_learns_f0_and_streams(
     out = Vocoder.load(tmp_path / "p" / "vocoder")
     assert out.config.flow.pitch and out.flow.estimator.pitch_in is not None
     assert out.flow.estimator.pitch_in.weight.abs().max() > 0
+    assert out.encoder.pitch_prior is not None and out.encoder.pitch_prior.weight.abs().max() > 0
     # decoding reads the predicted pitch; streaming still equals the offline decode
     codes = random_codes(20)
     offline, _ = out.decode(codes, seed=1)

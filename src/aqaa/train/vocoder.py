@@ -494,13 +494,10 @@ def flow_losses(model: Vocoder, b: dict, gen: torch.Generator) -> dict[str, torc
     a pitch flow, ``pitch`` (the F0 head's; the flow reads the template of the batch's true F0)."""
     x1 = model.normalize(b["mel"]).transpose(1, 2)  # (B, n_mels, F)
     mu, pitch = model.encoder.encode(b["ling"], b["sem"], b["valid"])
-    mu = mu.float().transpose(1, 2)
+    if pitch is not None and "f0" not in b:
+        raise ValueError("a pitch flow trains on batches with F0 (ClipSet.load_f0)")
+    mu, aux = model.condition(mu, None if pitch is None else b["f0"])
     mask = b["valid"].repeat_interleave(FRAMES_PER_PAIR, dim=1)[:, None].float()
-    aux = None
-    if pitch is not None:
-        if "f0" not in b:
-            raise ValueError("a pitch flow trains on batches with F0 (ClipSet.load_f0)")
-        aux = model.template(b["f0"])
     flow = model.flow.loss(x1, mu, mask, gen, aux)
     prior = ((mu - x1).square() * mask).sum() / (mask.sum() * x1.shape[1])
     out = {"flow": flow, "prior": prior}

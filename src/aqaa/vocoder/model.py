@@ -159,9 +159,17 @@ class Vocoder(nn.Module):
     def denormalize(self, z: torch.Tensor) -> torch.Tensor:
         return z * self.mel_std + self.mel_mean
 
-    def template(self, f0_hz: torch.Tensor) -> torch.Tensor:
-        """F0 (B, F) in Hz → the pitch flow's harmonic template (B, n_mels, F)."""
-        return harmonic_template(f0_hz, self.config.mel)
+    def condition(
+        self, mu: torch.Tensor, f0_hz: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The flow's inputs from the encoder's ``mu`` (B, F, n_mels) and, for a pitch flow, an
+        F0 contour (B, F) in Hz: (``mu`` (B, n_mels, F) plus the template's learnt share,
+        the harmonic template (B, n_mels, F) or None)."""
+        mu = mu.float().transpose(1, 2)
+        if f0_hz is None or self.encoder.pitch_prior is None:
+            return mu, None
+        aux = harmonic_template(f0_hz, self.config.mel)
+        return mu + self.encoder.pitch_prior(aux), aux
 
     # ---- decoding ------------------------------------------------------------------------------
 
@@ -191,8 +199,7 @@ class Vocoder(nn.Module):
             noise = frame_noise(seed, 2 * offset, 2 * (offset + p), n_mels).T[None]
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
                 mu, pitch = self.encoder.encode(lt, st, offset=offset)
-                mu = mu.float().transpose(1, 2)
-                aux = None if pitch is None else self.template(pitch_to_f0(pitch))
+                mu, aux = self.condition(mu, None if pitch is None else pitch_to_f0(pitch))
                 z = self.flow.sample(mu, noise, None, n_steps, cfg_strength, aux)
                 audio = self.mel_vocoder(z.transpose(1, 2), frame0=FRAMES_PER_PAIR * offset)[
                     0

@@ -95,6 +95,12 @@ class TokenEncoder(nn.Module):
         self.up = nn.Conv1d(cfg.dim, cfg.dim, 3, padding=1)
         self.proj = nn.Linear(cfg.dim, cfg.n_mels)
         self.pitch = PitchHead(cfg.dim) if pitch else None
+        #: the pitch template's share of ``mu`` (zero at the start: see aqaa.vocoder.pitch)
+        self.pitch_prior: nn.Conv1d | None = None
+        if pitch:
+            self.pitch_prior = nn.Conv1d(cfg.n_mels, cfg.n_mels, 3, padding=1)
+            nn.init.zeros_(self.pitch_prior.weight)
+            nn.init.zeros_(self.pitch_prior.bias)
 
     def forward(
         self,
