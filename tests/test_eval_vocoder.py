@@ -74,3 +74,24 @@ def test_frame_grid_share_separates_a_frame_rate_buzz_from_speechlike_signals() 
     assert frame_grid_share(np.sin(2 * np.pi * 137 * t), sr) < 1e-6
     assert frame_grid_share(np.sin(2 * np.pi * 137 * t), sr, frame_rate=137 / 2) > 0.99
     assert frame_grid_share(pulses[: sr // 2], sr) is None  # too short for 1 Hz bins
+
+
+def test_band_envelope_keeps_ramps_and_swap_structure_moves_the_harmonics() -> None:
+    from aqaa.eval.vocoder import band_envelope, swap_structure
+
+    bands = np.arange(80, dtype=np.float32)
+    ramp = np.tile(-0.05 * bands, (4, 1))
+    np.testing.assert_allclose(band_envelope(ramp)[:, 2:-2], ramp[:, 2:-2], atol=1e-5)
+    comb = np.tile(np.where(bands % 4 < 2, 1.0, -1.0).astype(np.float32), (4, 1))  # "harmonics"
+    flow, true = ramp, -3.0 + 0.02 * bands + comb  # the flow: smooth; the recording: striated
+    true_env, true_fine = swap_structure(flow, true, fine_bands=30)
+    # the recording's envelope carries its level and tilt, not its striations
+    assert np.abs(true_env - band_envelope(true))[:, 4:-4].max() < 1e-4  # the flow adds none
+    assert np.abs(true_env - band_envelope(true_env))[:, 4:-4].max() < 0.3
+    # the recording's striations go into the flow's lowest 30 bands; above them the flow stays
+    fine = true_fine - band_envelope(true_fine)
+    assert np.corrcoef(fine[0, 4:26], comb[0, 4:26])[0, 1] > 0.9
+    np.testing.assert_array_equal(true_fine[:, 30:], flow[:, 30:])
+    same = swap_structure(true, true)
+    np.testing.assert_allclose(same[0], true, atol=1e-5)
+    np.testing.assert_allclose(same[1], true, atol=1e-5)

@@ -275,6 +275,14 @@ def eval_vocoder(
     split: Annotated[str, typer.Option(help="Token shard to draw clips from.")] = "test",
     n: Annotated[int, typer.Option("-n", help="Clips (every style at least once).")] = 40,
     out: Annotated[Path | None, typer.Option(help="Write vocoder_eval.json here.")] = None,
+    decompose: Annotated[
+        bool,
+        typer.Option(
+            "--decompose",
+            help="Also hear the flow's mel with the recording's spectral envelope, and with its "
+            "pitch harmonics: which part of the flow's mel costs the words.",
+        ),
+    ] = False,
 ) -> None:
     """Vocoder quality on held-out assistant clips: Whisper WER, DNSMOS, chunk seams, style kept."""
     from aqaa.eval.vocoder import evaluate_vocoder, write_report
@@ -282,7 +290,7 @@ def eval_vocoder(
     if not (data / "tokens" / f"{split}.jsonl").is_file():
         raise _fail(f"no token shard {data}/tokens/{split}.jsonl: run `aqaa data tokenize {data}`")
     try:
-        result = evaluate_vocoder(data, vocoder, split, n)
+        result = evaluate_vocoder(data, vocoder, split, n, decompose=decompose)
     except (FileNotFoundError, ValueError) as e:
         raise _fail(str(e)) from None
     table = Table("measure", "value", title="aqaa vocoder (tokens → speech, held-out clips)")

@@ -17,6 +17,12 @@
   separately. A (clip, cue) pair counts where the source's effect is clear (≥ 1 semitone, ≥ 7% rate,
   ≥ 1.5 dB); it is retained when the resynthesis moves the same way by ≥ 70% of the source's amount.
   Whispered sources must stay unvoiced (voicing ≤ 0.3).
+- **Where the words go** (``decompose``): the flow's log-mel is split across mel bands into a
+  spectral envelope (:func:`band_envelope`) and the fine structure left over (the pitch
+  harmonics), and two hybrids are vocoded and heard by Whisper: the recording's envelope with the
+  flow's fine structure, and the flow's envelope with the recording's fine structure (lowest 30
+  bands, where harmonics are resolved). The first closing on the copy synthesis's WER puts the
+  intelligibility gap in the envelope, i.e. in what the codes say (session 25, `TRAINING.md`).
 """
 
 from __future__ import annotations
@@ -69,6 +75,8 @@ class ClipResult:
     grid_source: float | None = None
     grid_resynth: float | None = None
     grid_copy: float | None = None
+    wer_true_envelope: float | None = None
+    wer_true_fine: float | None = None
 
 
 def pick_clips(corpus: Path, split: str, n: int, seed: int = 0) -> list[dict[str, Any]]:
@@ -174,8 +182,10 @@ def evaluate_vocoder(
     n: int = 40,
     seed: int = 0,
     progress: bool = True,
+    decompose: bool = False,
 ) -> dict[str, Any]:
-    """Run the whole evaluation; returns a JSON-able dict (summary, style retention, clips)."""
+    """Run the whole evaluation; returns a JSON-able dict (summary, style retention, clips).
+    ``decompose`` adds the envelope / fine-structure hybrids' WER (see the module)."""
     from tqdm import tqdm
 
     from aqaa.audio import load_audio
@@ -208,6 +218,16 @@ def evaluate_vocoder(
         q_src, q_res = dnsmos(src, sr), dnsmos(res, sr)
         copy = voc.copy_synthesis(src)
         q_copy = dnsmos(copy, sr)
+        hybrid: list[float | None] = [None, None]
+        if decompose:
+            from aqaa.vocoder.mel import fit_frames, mel_spectrogram
+
+            flow = voc.decode_mel(codes, seed=seed).numpy()
+            true = fit_frames(mel_spectrogram(src, voc.config.mel), len(flow), voc.config.mel)
+            hybrid = [
+                wer(text, judge.transcribe(voc.vocode_mel(m), sr).text)
+                for m in swap_structure(flow, true.numpy())
+            ]
         results.append(ClipResult(
             c["id"], c["style"], text, round(len(res) / sr, 3), t_src, t_res,
             wer(text, t_src), wer(text, t_res),
@@ -216,8 +236,30 @@ def evaluate_vocoder(
             measure(src, sr, transcript=text).to_dict(), measure(res, sr, transcript=text).to_dict(),
             wer(text, judge.transcribe(copy, sr).text), q_copy and q_copy["p808"],
             *(frame_grid_share(x, sr, frame_rate=voc.config.mel.frame_rate) for x in (src, res, copy)),
+            *hybrid,
         ))  # fmt: skip
     return summarize(results)
+
+
+def band_envelope(logmel: np.ndarray) -> np.ndarray:
+    """``(F, n_mels)`` log-mel → its spectral envelope: smoothed across bands by a [1 2 3 2 1]/9
+    kernel (edge bands repeated). ``logmel − band_envelope(logmel)`` is the fine structure."""
+    k = np.array([1.0, 2.0, 3.0, 2.0, 1.0]) / 9.0
+    p = np.pad(np.asarray(logmel, dtype=np.float64), ((0, 0), (2, 2)), mode="edge")
+    n = logmel.shape[1]
+    return sum(k[i] * p[:, i : i + n] for i in range(5)).astype(np.float32)
+
+
+def swap_structure(
+    flow: np.ndarray, true: np.ndarray, fine_bands: int = 30
+) -> tuple[np.ndarray, np.ndarray]:
+    """(the true envelope + the flow's fine structure, the flow's envelope + the true fine
+    structure in the lowest ``fine_bands`` bands) of two aligned ``(F, n_mels)`` log-mels."""
+    env_f, env_t = band_envelope(flow), band_envelope(true)
+    true_env = env_t + (flow - env_f)
+    true_fine = flow.copy()
+    true_fine[:, :fine_bands] = (env_f + (true - env_t))[:, :fine_bands]
+    return true_env, true_fine
 
 
 def summarize(results: list[ClipResult]) -> dict[str, Any]:
@@ -243,6 +285,11 @@ def summarize(results: list[ClipResult]) -> dict[str, Any]:
         "dnsmos_p808_source": mean([r.dnsmos_source for r in results]),
         "dnsmos_p808_copy": mean([r.dnsmos_copy for r in results]),
         "wer_copy": None if any(r.wer_copy is None for r in results) else pooled("wer_copy"),
+        **{
+            k: pooled(k)
+            for k in ("wer_true_envelope", "wer_true_fine")
+            if all(getattr(r, k) is not None for r in results)
+        },
         "frame_grid_source": mean([r.grid_source for r in results]),
         "frame_grid_resynth": mean([r.grid_resynth for r in results]),
         "frame_grid_copy": mean([r.grid_copy for r in results]),

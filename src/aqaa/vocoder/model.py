@@ -233,12 +233,18 @@ class Vocoder(nn.Module):
         """
         from aqaa.vocoder.mel import mel_spectrogram
 
+        mel = mel_spectrogram(np.asarray(audio, dtype=np.float32), self.config.mel)
+        return self.vocode_mel(mel)[: len(audio)]
+
+    @torch.inference_mode()
+    def vocode_mel(self, logmel: np.ndarray | torch.Tensor) -> np.ndarray:
+        """A log-mel ``(F, n_mels)`` (not normalised) → ``F · hop`` samples by the mel vocoder."""
         was = self.training
         self.eval()
         try:
-            mel = mel_spectrogram(np.asarray(audio, dtype=np.float32), self.config.mel)
+            mel = torch.as_tensor(np.asarray(logmel, dtype=np.float32))
             y = self.mel_vocoder(self.normalize(mel)[None])[0].float().numpy()
-            return np.clip(y[: len(audio)], -1.0, 1.0).astype(np.float32)
+            return np.clip(y, -1.0, 1.0).astype(np.float32)
         finally:
             self.train(was)
 
