@@ -457,3 +457,17 @@ aqaa eval vocoder --data "$D/c4" --split test -n 40 --out "$R/veval_shipped"
 aqaa train vocoder --data "$D/c4" --out "$R/vocft1" --init src/aqaa/weights/vocoder --flow-steps 0 \
   --mel-steps 3000 --gan-start 0 --phase-weight 5 --mel-input flow --threads 2
 aqaa eval vocoder --data "$D/c4" --split test -n 40 --vocoder "$R/vocft1/vocoder" --out "$R/veval_ft1"
+
+# ---- session 25 (a fresh AVX2-only machine: fp32) -------------------------------------------------
+aqaa data build --out "$D/c4" --hours 3 --seed 3 --workers 2
+aqaa data tokenize "$D/c4" --tokenizer src/aqaa/weights/tokenizer
+# an explicit pitch path for the flow (not shipped: WER 46.1%, DNSMOS 3.164; vocp1 stopped at 1,100)
+aqaa train vocoder --data "$D/c4" --out "$R/vocp2" --init src/aqaa/weights/vocoder --pitch \
+  --flow-steps 3000 --mel-steps 0 --threads 2 --max-steps 1500
+aqaa eval vocoder --data "$D/c4" --split test -n 40 --vocoder "$R/vocp2/vocoder" --out "$R/eval_vocp2"
+# where the words are lost: the recording's envelope under the flow's harmonics gives 17.1% (34.5%)
+aqaa eval vocoder --data "$D/c4" --split test -n 40 --decompose --out "$R/eval_shipped_decomp"
+# data, capacity or codes: fresh token encoders on the prior loss alone
+python scripts/prior_capacity.py --data "$D/c4"
+python scripts/prior_capacity.py --data "$D/c4" --layers 6 --dim 256 --window 16
+python scripts/prior_capacity.py --data "$D/c4" --fraction 0.5
