@@ -11,6 +11,8 @@ its train and validation loss, beside the shipped encoder's validation loss on t
 * neither: the codes are the limit.
 
 ``--fraction 0.5`` trains on the first half of the clips: a point of the learning curve.
+``--save DIR`` writes the shipped vocoder with the new encoder in its place (its flow was trained
+on the shipped encoder's ``mu``, so this asks whether a better prior alone carries more words).
 
     python scripts/prior_capacity.py --data corpus/c4 --layers 3 --dim 192 --window 8
 
@@ -49,6 +51,7 @@ def main() -> None:
     ap.add_argument("--every", type=int, default=250)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--fraction", type=float, default=1.0, help="train on this share of the clips")
+    ap.add_argument("--save", help="write a vocoder with this encoder in place of the shipped one")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     voc = Vocoder.load()
@@ -92,6 +95,17 @@ def main() -> None:
             print(f"step {step}: train {np.mean(recent):.4f}  valid {valid_loss(enc):.4f}  "
                   f"({(time.time() - t0) / step:.2f} s/step)", flush=True)  # fmt: skip
             recent = []
+    if args.save:  # the shipped flow and mel vocoder reading this encoder's mu
+        import copy
+
+        config = copy.deepcopy(voc.config)
+        config.tokens = cfg
+        swapped = Vocoder(config)
+        state = {k: v for k, v in voc.state_dict().items() if not k.startswith("encoder.")}
+        state |= {f"encoder.{k}": v for k, v in enc.state_dict().items()}
+        swapped.load_state_dict(state)
+        swapped.audio_tokenizer = voc.audio_tokenizer
+        print(f"wrote {swapped.save(args.save)}")
 
 
 if __name__ == "__main__":

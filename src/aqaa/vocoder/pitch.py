@@ -18,9 +18,12 @@ exact bands its harmonics fall in is a hard non-linear job for a small estimator
    (:class:`aqaa.vocoder.flow.UNetEstimator`). Training feeds the template of the *true* F0
    (teacher forcing); decoding feeds the predicted one.
 
-Measured (session 25): with the estimator's input alone, 1,000 fine-tuning steps moved its
-weights by at most 0.014 and the flow's mel stayed smooth: the striations are a small share of
-the velocity loss. Hence the second, direct route through ``mu``.
+Measured (session 25, `TRAINING.md`): with the estimator's input alone, 1,000 fine-tuning steps
+moved its weights by at most 0.014 and the flow's mel stayed smooth (the striations are a small
+share of the velocity loss); hence the second route through ``mu``. 1,500 steps of both from the
+shipped vocoder: resynthesis WER 46.1% (shipped 34.5%), DNSMOS 3.164 (3.149), the styles' F0
+effects lost. Not shipped. `aqaa eval vocoder --decompose` showed why it could not pay: putting
+the recording's own harmonics into the flow's mel changes no words; the words are in the envelope.
 
 The template is computed per frame in closed form, with no phase, so a streamed window gives the
 same template as the offline decode for the same frames. Each STFT bin gets the power of the
