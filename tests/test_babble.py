@@ -209,3 +209,46 @@ def test_sentence_babble_with_warped_voices_feeds_the_sft_asr_replay(tmp_path: P
     assert any(typed.startswith(s) for s in sentences), typed
     with pytest.raises(ValueError, match="source sentences"):
         PretrainSource(asked, vocab, FormatConfig(), 768, only)
+
+
+def test_assistant_clips_hold_out_sentences_and_feed_the_vocoder_cache(tmp_path: Path) -> None:
+    from aqaa.data.babble import plan_assistant, sentence_split
+    from aqaa.data.corpus import read_manifest
+    from aqaa.data.shards import tokenize_corpus
+    from aqaa.data.voices import ASSISTANT_VOICE
+    from aqaa.tokenizer import DualCodebookTokenizer
+    from aqaa.train.vocoder import ClipSet, build_cache
+    from aqaa.vocoder.model import VocoderConfig
+
+    sentences = [
+        f"The {a} {b} sat on the mat." for a in ("big", "red", "old") for b in ("cat", "dog")
+    ]
+    cfg = BabbleConfig(out=tmp_path / "v", hours=0.004, seed=1, workers=1, source="assistant",
+                       sentence_share=0.5)  # fmt: skip
+    plans = [plan_assistant(i, cfg, sentences, set()) for i in range(40)]
+    assert all(sentence_split(p["text"]) == p["split"] for p in plans)
+    assert {p["voice"] for p in plans} == {ASSISTANT_VOICE}
+    assert any(p["text"] in sentences for p in plans) and any(
+        p["style"] != "neutral" for p in plans
+    )
+    # excluded sentences are never spoken
+    banned = {p["text"] for p in plans[:10]}
+    again = [plan_assistant(i, cfg, sentences, banned) for i in range(40)]
+    assert not banned & {p["text"] for p in again}
+    only_text = BabbleConfig(out=cfg.out, source="assistant", sentence_share=1.0)
+    with pytest.raises(ValueError, match="outside --exclude"):
+        plan_assistant(0, only_text, sentences, set(sentences))
+
+    summary = build_babble(cfg, progress=False)
+    assert summary["kind"] == "assistant" and summary["failed"] == 0 and summary["clips"] >= 3
+    records = read_manifest(cfg.out)
+    for r in records:
+        (turn,) = r["turns"]
+        assert "human_audio" not in turn and len(turn["answer_audio"]) == 1
+    counts = tokenize_corpus(cfg.out, DualCodebookTokenizer.load(), progress=False)
+    shard = [json.loads(x) for x in (cfg.out / "tokens" / "train.jsonl").read_text().splitlines()]
+    assert len(shard) == counts["train"]
+    assert all(t["human_codes"] == [] and t["answer_clips"][0]["codes"] for d in shard
+               for t in d["turns"])  # fmt: skip
+    clips = ClipSet(build_cache(cfg.out, VocoderConfig.tiny().mel, progress=False), "train")
+    assert len(clips) == counts["train"]

@@ -359,6 +359,25 @@ def fabricate_corpus(root: Path, seed: int = 0) -> Path:
     return root
 
 
+def test_the_cache_joins_several_corpora(tmp_path: Path) -> None:
+    from aqaa.train.vocoder import ClipSet, DataError, build_cache
+
+    a, b = fabricate_corpus(tmp_path / "a", seed=0), fabricate_corpus(tmp_path / "b", seed=1)
+    mel = VocoderConfig.tiny().mel
+    one, both = build_cache(a, mel, progress=False), build_cache(f"{a},{b}", mel, progress=False)
+    assert one != both and both.parent == a / "cache"
+    sa, sb, sab = (ClipSet(c, "train") for c in (one, build_cache(b, mel, progress=False), both))
+    assert len(sab) == len(sa) + len(sb) == 20
+    for k in (0, len(sa)):  # the first clip of each corpus, at its place in the joint cache
+        codes, mel_k, wav = sab.clip(k)
+        src = sa if k == 0 else sb
+        c2, m2, w2 = src.clip(0)
+        assert np.array_equal(codes, c2) and np.array_equal(mel_k, m2) and np.array_equal(wav, w2)
+    (b / "tokens" / "train.jsonl").unlink()
+    with pytest.raises(DataError, match=f"no token shards in {b}"):
+        build_cache(f"{a},{b}", mel, progress=False)
+
+
 def train_config(data: Path, out: Path):
     from aqaa.train.vocoder import VocoderTrainConfig
 

@@ -152,7 +152,7 @@ def data_babble(
         typer.Option(
             help="words: random word strings (tokenizer data); questions: generated content "
             "questions with text answers (LM SFT data); sentences: real sentences from --text "
-            "(LM ASR data)."
+            "(LM ASR data); assistant: answer sentences in the assistant's voice (vocoder data)."
         ),
     ] = "words",
     text: Annotated[
@@ -164,10 +164,18 @@ def data_babble(
             help="Chance that a flite/festival clip gets a new speaker (formant+F0 warp)."
         ),
     ] = 0.0,
+    sentence_share: Annotated[
+        float, typer.Option(help="assistant: share of clips that speak a --text sentence.")
+    ] = 0.3,
+    exclude: Annotated[
+        list[Path] | None,
+        typer.Option(help="assistant: never speak an answer of this corpus's valid/test splits."),
+    ] = None,
 ) -> None:
     """Render random-word speech by the training voices, for tokenizer training (`--data c,babble`),
     or (`--source questions`) spoken content questions with text answers, for the LM, or
-    (`--source sentences`) spoken English sentences for the LM's ASR task.
+    (`--source sentences`) spoken English sentences for the LM's ASR task, or (`--source
+    assistant`) the assistant's answers alone, for the vocoder (`aqaa train vocoder --data c,v`).
 
     Interrupt it at any time: running it again with the same options resumes.
     """
@@ -185,6 +193,8 @@ def data_babble(
                 source=source,
                 text=text,
                 warp=warp,
+                sentence_share=sentence_share,
+                exclude=tuple(exclude or ()),
             )
         )
     except (ValueError, RuntimeError, OSError) as e:

@@ -35,6 +35,18 @@ semitones, plus jitter), by the same WORLD edit that makes the `~f` voices. Two-
 corpus comes from those engines' four speakers; the reserved test voices (an HTS woman and a
 Scottish man) sound like neither, and the LM hears them at 77–83% WER. Espeak voices are left
 alone (610 variants already). The voice id records the warp (`flite:rms~w1.12+4.3`).
+
+**The assistant's voice** (`aqaa data babble --source assistant`): answer sentences spoken by the
+assistant voice in their styles, for the vocoder only (`aqaa train vocoder --data c4,voice`).
+Session 25 measured that the vocoder's token encoder memorises the dialogue corpus's ~52 minutes of
+assistant speech (held-out prior loss 0.165 against 0.092 on training clips, 0.201 on half the
+clips), and that the whole intelligibility gap of resynthesis is in the spectral envelope the
+encoder predicts. Here the speech costs only the answers: no questions are rendered. Each clip is
+one answer sentence of a freshly generated dialogue (every category, training templates) with its
+style, or, for `sentence_share` of them, a real sentence from `--text` in such a style (a wider
+vocabulary). Sentences split by `sentence_split`, and `--exclude CORPUS` keeps every answer
+sentence of that corpus's valid and test splits out, so the vocoder's held-out evaluation never
+hears a sentence it trained on. The records have answer clips and no human audio.
 """
 
 from __future__ import annotations
@@ -49,20 +61,22 @@ from typing import Any
 
 from aqaa.audio import save_audio
 from aqaa.data.corpus import (
+    ASSISTANT_RATE,
     HUMAN_RATE,
     _worker_bank,
     _write_json_atomic,
     _write_manifest,
     phonemize,
+    read_manifest,
 )
-from aqaa.data.schema import CONTENT_CATEGORIES
-from aqaa.data.styles import INSTRUCTION_STYLES, Prosody
+from aqaa.data.schema import CATEGORIES, CONTENT_CATEGORIES
+from aqaa.data.styles import INSTRUCTION_STYLES, Prosody, style_prosody
 from aqaa.data.tasks import generate
-from aqaa.data.voices import VoiceBank
+from aqaa.data.voices import ASSISTANT_VOICE, VoiceBank
 
 WORD_LIST = Path("/usr/share/dict/words")
 TEXT_SOURCE = Path("/usr/share/games/fortunes")
-SOURCES = ("words", "questions", "sentences")
+SOURCES = ("words", "questions", "sentences", "assistant")
 _WORDS_PER_SECOND = 2.4
 _FUNCTION_WORDS = (
     "the a an of and to in is it that for on with as was at by be this from or are not but "
@@ -83,18 +97,25 @@ class BabbleConfig:
     valid_share: float = 0.03
     words: Path = WORD_LIST
     #: "words": random word strings (tokenizer data); "questions": generated content questions
-    #: with their text answers (LM data); "sentences": real sentences from `text` (LM ASR data)
+    #: with their text answers (LM data); "sentences": real sentences from `text` (LM ASR data);
+    #: "assistant": answer sentences in the assistant's voice (vocoder data)
     source: str = "words"
     #: Text collection of the "sentences" source: a directory of fortune files or a text file
     text: Path = TEXT_SOURCE
     #: Chance that a flite/festival clip is spoken by a warped speaker (formants and F0)
     warp: float = 0.0
+    #: "assistant": share of clips that speak a sentence of `text` instead of a generated answer
+    sentence_share: float = 0.3
+    #: "assistant": corpora whose valid and test answer sentences are never spoken
+    exclude: tuple[Path, ...] = ()
 
     def __post_init__(self) -> None:
         if self.source not in SOURCES:
             raise ValueError(f"source must be one of {', '.join(SOURCES)}, got {self.source!r}")
         if not 0.0 <= self.warp <= 1.0:
             raise ValueError(f"warp must be a chance in [0, 1], got {self.warp}")
+        if not 0.0 <= self.sentence_share <= 1.0:
+            raise ValueError(f"sentence_share must be in [0, 1], got {self.sentence_share}")
 
 
 def load_words(path: Path = WORD_LIST) -> list[str]:
@@ -218,6 +239,68 @@ def plan_babble(index: int, cfg: BabbleConfig, words: list[str], voices: dict) -
     }
 
 
+def held_out_answers(corpora: tuple[Path, ...]) -> set[str]:
+    """Every answer sentence of the valid and test splits of `corpora` (`--exclude`)."""
+    out: set[str] = set()
+    for c in corpora:
+        for split in ("valid", "test"):
+            for r in read_manifest(c, split):
+                out.update(a["text"] for t in r["turns"] for a in t.get("answer_audio", []))
+    return out
+
+
+def plan_assistant(
+    index: int, cfg: BabbleConfig, sentences: list[str], excluded: set[str]
+) -> dict[str, Any]:
+    """Assistant item `index`: one answer sentence (or a `text` sentence) and its style."""
+    rng = random.Random(f"assistant/{cfg.seed}/{index}")
+    split = "valid" if rng.random() < cfg.valid_share else "train"
+    for _ in range(10_000):
+        item = generate(rng.choice(CATEGORIES), rng, "train")
+        sent = rng.choice([s for t in item.turns for s in t.answer])
+        text = rng.choice(sentences) if rng.random() < cfg.sentence_share else sent.text
+        if sentence_split(text) == split and text not in excluded:
+            break
+    else:
+        raise ValueError(f"no {split} sentence outside --exclude found for item {index}")
+    return {
+        "id": f"{split}-v{index:07d}",
+        "index": index,
+        "split": split,
+        "category": "assistant",
+        "voice": ASSISTANT_VOICE,
+        "style": sent.style,
+        "prosody": style_prosody(sent.style).to_dict(),
+        "text": text,
+    }
+
+
+def _render_assistant(p: dict[str, Any], out: Path) -> dict[str, Any]:
+    x = _worker_bank().render(
+        p["text"], p["voice"], Prosody(**p["prosody"]), sample_rate=ASSISTANT_RATE
+    )
+    rel = Path("audio") / p["split"] / f"{p['id']}.flac"
+    save_audio(out / rel, x, ASSISTANT_RATE)
+    clip = {
+        "text": p["text"],
+        "style": p["style"],
+        "path": str(rel),
+        "duration": round(len(x) / ASSISTANT_RATE, 3),
+        "phonemes": phonemize(p["text"]),
+    }
+    turn = {"human_text": "", "human": {"style": "neutral"}, "answer_text": p["text"]}
+    keys = ("id", "index", "split", "category")
+    return {**{k: p[k] for k in keys}, "turns": [turn | {"answer_audio": [clip]}]}
+
+
+def clip_seconds(record: dict[str, Any]) -> float:
+    """Seconds of speech in a babble record: its question, or its answer clips."""
+    t = record["turns"][0]
+    if "human_audio" in t:
+        return t["human_audio"]["duration"]
+    return sum(c["duration"] for c in t["answer_audio"])
+
+
 def render_babble(args: tuple[dict[str, Any], str]) -> tuple[dict | None, str | None]:
     """Render one planned item (or reuse it); returns (record or None, error or None)."""
     p, out_s = args
@@ -226,6 +309,10 @@ def render_babble(args: tuple[dict[str, Any], str]) -> tuple[dict | None, str | 
     if record_path.exists():
         return json.loads(record_path.read_text()), None
     try:
+        if p["category"] == "assistant":
+            record = _render_assistant(p, out)
+            _write_json_atomic(record_path, record)
+            return record, None
         bank = _worker_bank()
         voice = p["voice"]
         if "warp" in p:
@@ -262,6 +349,16 @@ def render_babble(args: tuple[dict[str, Any], str]) -> tuple[dict | None, str | 
     return record, None
 
 
+def _voice(record: dict[str, Any]) -> str:
+    t = record["turns"][0]
+    return t["human_audio"]["voice"] if "human_audio" in t else ASSISTANT_VOICE
+
+
+def _text(record: dict[str, Any]) -> str:
+    t = record["turns"][0]
+    return t["human_text"] or t["answer_text"]
+
+
 def build_babble(cfg: BabbleConfig, progress: bool = True) -> dict[str, Any]:
     """Render (or extend) a babble set of about `cfg.hours` hours; returns its summary."""
     import multiprocessing as mp
@@ -270,7 +367,10 @@ def build_babble(cfg: BabbleConfig, progress: bool = True) -> dict[str, Any]:
 
     if cfg.source == "words":
         words = load_words(cfg.words)
-    elif cfg.source == "sentences":  # the plan draws sentences where it would draw words
+    elif cfg.source in (
+        "sentences",
+        "assistant",
+    ):  # the plan draws sentences where it would draw words
         words = load_sentences(cfg.text, load_all_words(cfg.words))
         if {sentence_split(t) for t in words} != {"train", "valid"}:
             raise ValueError(f"{cfg.text}: too few sentences to hold some out for validation")
@@ -282,9 +382,13 @@ def build_babble(cfg: BabbleConfig, progress: bool = True) -> dict[str, Any]:
         raise RuntimeError("no training or validation voices are installed (see aqaa.data.voices)")
     out = Path(cfg.out)
     (out / "items").mkdir(parents=True, exist_ok=True)
+    excluded = held_out_answers(cfg.exclude)
     plan, seconds = [], 0.0
     while seconds < cfg.hours * 3600:
-        p = plan_babble(len(plan), cfg, words, voices)
+        if cfg.source == "assistant":
+            p = plan_assistant(len(plan), cfg, words, excluded)
+        else:
+            p = plan_babble(len(plan), cfg, words, voices)
         plan.append(p)
         seconds += len(p["text"].split()) / _WORDS_PER_SECOND / p["prosody"]["rate"] + 0.4
     records, errors = [], []
@@ -302,22 +406,21 @@ def build_babble(cfg: BabbleConfig, progress: bool = True) -> dict[str, Any]:
             else:
                 errors.append(err)
     _write_manifest(out, records)
-    hours = sum(r["turns"][0]["human_audio"]["duration"] for r in records) / 3600
+    hours = sum(clip_seconds(r) for r in records) / 3600
     summary = {
         "config": {
             **cfg.__dict__,
             "out": str(cfg.out),
             "words": str(cfg.words),
             "text": str(cfg.text),
+            "exclude": [str(c) for c in cfg.exclude],
         },
         "kind": {"words": "babble"}.get(cfg.source, cfg.source),
         "clips": len(records),
         "failed": len(errors),
         "hours": round(hours, 3),
-        "voices": len({r["turns"][0]["human_audio"]["voice"] for r in records}),
-        "distinct_words": len(
-            {w for r in records for w in r["turns"][0]["human_text"].lower().strip(".").split()}
-        ),
+        "voices": len({_voice(r) for r in records}),
+        "distinct_words": len({w for r in records for w in _text(r).lower().strip(".").split()}),
     }
     _write_json_atomic(out / "build.json", summary)
     if errors:

@@ -12,6 +12,9 @@
 training stamp it into what they write, and training, evaluation, ship and the engine refuse to mix
 shards of different tokenizers or to pair a model with another tokenizer's codes.
 
+A turn without human audio (the assistant-voice clips of `aqaa data babble --source assistant`)
+gets empty `human_codes` and `human_voice`; such shards are vocoder data only.
+
 Clips are tokenized in batches of similar length (the encoder's block mask makes padding harmless).
 """
 
@@ -85,14 +88,15 @@ def tokenize_corpus(
     paths: list[Path] = []
     for r in records:
         for t in r["turns"]:
-            paths.append(corpus / t["human_audio"]["path"])
+            if "human_audio" in t:
+                paths.append(corpus / t["human_audio"]["path"])
             paths += [corpus / c["path"] for c in t["answer_audio"]]
     codes = iter(_encode_many(tok, paths, progress=progress))
     shards: dict[str, list[dict[str, Any]]] = {}
     for r in records:
         turns = []
         for t in r["turns"]:
-            human = next(codes)
+            human = next(codes) if "human_audio" in t else np.zeros(0, np.int64)
             clips = [
                 {
                     "text": c["text"],
@@ -106,7 +110,7 @@ def tokenize_corpus(
                 {
                     "human_text": t["human_text"],
                     "human_style": t["human"]["style"],
-                    "human_voice": t["human_audio"]["voice"],
+                    "human_voice": t.get("human_audio", {}).get("voice", ""),
                     "accept": t.get("accept", []),
                     "human_codes": human.tolist(),
                     "answer_text": t.get("answer_text", ""),

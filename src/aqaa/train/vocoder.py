@@ -5,7 +5,9 @@ every assistant clip gives (interleaved codes, 24 kHz audio). On first use the a
 into a cache under ``CORPUS/cache/vocoder-<key>/`` (per split: codes ``int16``, log-mel ``float16``
 and waveform ``int16`` as flat memory-mapped arrays plus a JSON index), so training never decodes
 audio again. ``G`` whole groups of codes are paired with ``6·G`` mel frames and ``2880·G``
-samples (the clip's audio is cropped, or padded with silence, to that length).
+samples (the clip's audio is cropped, or padded with silence, to that length). ``--data a,b``
+trains on the assistant clips of several corpora (e.g. a dialogue corpus and an assistant-voice
+set from ``aqaa data babble --source assistant``): one cache under the first corpus holds them all.
 
 Two stages in one explicit loop (global step ``0 … flow_steps + mel_steps``):
 
@@ -49,7 +51,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from aqaa.data.shards import shard_tokenizer
+from aqaa.data.shards import corpora, shard_tokenizer
 from aqaa.precision import use_bf16
 from aqaa.tokenizer import ids
 from aqaa.vocoder.losses import (
@@ -205,28 +207,34 @@ def _read_24k(path: Path, rate: int) -> np.ndarray:
     return x
 
 
-def _cache_key(data: Path, mel: MelConfig) -> str:
+def _cache_key(roots: list[Path], mel: MelConfig) -> str:
     h = hashlib.sha256(json.dumps(dataclasses.asdict(mel), sort_keys=True).encode())
     h.update(str(CACHE_VERSION).encode())
-    for split in SPLITS:
-        p = data / "tokens" / f"{split}.jsonl"
-        if p.exists():
-            st = p.stat()
-            h.update(f"{split}:{st.st_size}:{st.st_mtime_ns}".encode())
+    for k, root in enumerate(roots):
+        if k:  # a single corpus keeps the key it had before several were allowed
+            h.update(f"+{root.resolve()}".encode())
+        for split in SPLITS:
+            p = root / "tokens" / f"{split}.jsonl"
+            if p.exists():
+                st = p.stat()
+                h.update(f"{split}:{st.st_size}:{st.st_mtime_ns}".encode())
     return h.hexdigest()[:12]
 
 
 def build_cache(data: str | os.PathLike[str], mel: MelConfig, progress: bool = True) -> Path:
-    """Read every assistant clip once into ``CORPUS/cache/vocoder-<key>/`` (reused if present)."""
+    """Read every assistant clip once into ``CORPUS/cache/vocoder-<key>/`` (reused if present);
+    for ``a,b`` the clips of all corpora go into one cache under the first."""
     from tqdm import tqdm
 
-    data = Path(data)
-    if not (data / "tokens" / "train.jsonl").is_file():
-        raise DataError(
-            f"no token shards in {data}: expected {data}/tokens/train.jsonl "
-            f"(make them with `aqaa data tokenize`)"
-        )
-    final = data / "cache" / f"vocoder-{_cache_key(data, mel)}"
+    roots = corpora(data)
+    for root in roots:
+        if not (root / "tokens" / "train.jsonl").is_file():
+            raise DataError(
+                f"no token shards in {root}: expected {root}/tokens/train.jsonl "
+                f"(make them with `aqaa data tokenize`)"
+            )
+    data = roots[0]
+    final = data / "cache" / f"vocoder-{_cache_key(roots, mel)}"
     if (final / "index.json").is_file():
         return final
     tmp = data / "cache" / f".vocoder-tmp-{os.getpid()}"
@@ -234,10 +242,12 @@ def build_cache(data: str | os.PathLike[str], mel: MelConfig, progress: bool = T
     index: dict[str, Any] = {"version": CACHE_VERSION, "mel": dataclasses.asdict(mel), "splits": {}}
     spf = mel.hop_length
     for split in SPLITS:
-        shard = data / "tokens" / f"{split}.jsonl"
-        if not shard.is_file():
+        shards = [r / "tokens" / f"{split}.jsonl" for r in roots]
+        clips = [
+            (r, s, c) for r, s in zip(roots, shards, strict=True) if s.is_file() for c in _clips(s)
+        ]
+        if not clips:
             continue
-        clips = _clips(shard)
         rows, off_c, off_m, off_w = [], 0, 0, 0
         skipped = 0
         with (
@@ -245,7 +255,9 @@ def build_cache(data: str | os.PathLike[str], mel: MelConfig, progress: bool = T
             (tmp / f"{split}.mel.bin").open("wb") as fm,
             (tmp / f"{split}.wav.bin").open("wb") as fw,
         ):
-            for clip in tqdm(clips, desc=f"vocoder cache {split}", disable=not progress):
+            for root, shard, clip in tqdm(
+                clips, desc=f"vocoder cache {split}", disable=not progress
+            ):
                 codes = np.asarray(clip["codes"], dtype=np.int64)
                 groups = len(codes) // 5
                 codes = codes[: groups * 5]
@@ -256,7 +268,7 @@ def build_cache(data: str | os.PathLike[str], mel: MelConfig, progress: bool = T
                     regroup(codes)
                 except ValueError as e:
                     raise DataError(f"{shard}: clip {clip['id']}: {e}") from None
-                path = data / clip["audio"]
+                path = root / clip["audio"]
                 if not path.is_file():
                     raise DataError(f"{shard}: clip {clip['id']}: audio file {path} not found")
                 wav = _read_24k(path, mel.sample_rate)
@@ -270,7 +282,7 @@ def build_cache(data: str | os.PathLike[str], mel: MelConfig, progress: bool = T
                 rows.append([clip["id"], off_c, groups, off_m, off_w])
                 off_c, off_m, off_w = off_c + len(codes), off_m + frames, off_w + len(w)
         if not rows and split == "train":
-            raise DataError(f"{shard} has no usable assistant clips")
+            raise DataError(f"{', '.join(map(str, shards))}: no usable assistant clips")
         index["splits"][split] = {
             "clips": rows,
             "codes": off_c,
