@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -61,6 +63,11 @@ def test_summary_pools_wer_over_words() -> None:
     assert s["frame_grid_copy"] is None  # not measured
     r[0].grid_copy, r[1].grid_copy = 0.1, 0.5
     assert summarize(r)["summary"]["frame_grid_copy"] == pytest.approx(0.3)
+    assert "wer_resynth_unseen" not in s  # no clip is known to be unseen
+    r[0].seen, r[1].seen = False, True  # only the one-word clip speaks a new sentence
+    s = summarize(r)["summary"]
+    assert s["clips_unseen"] == 1 and s["wer_resynth_unseen"] == pytest.approx(1.0)
+    assert s["wer_resynth"] == pytest.approx(0.25)
 
 
 def test_frame_grid_share_separates_a_frame_rate_buzz_from_speechlike_signals() -> None:
@@ -95,3 +102,15 @@ def test_band_envelope_keeps_ramps_and_swap_structure_moves_the_harmonics() -> N
     same = swap_structure(true, true)
     np.testing.assert_allclose(same[0], true, atol=1e-5)
     np.testing.assert_allclose(same[1], true, atol=1e-5)
+
+
+def test_train_sentences_are_the_train_splits_answer_clips(tmp_path) -> None:
+    from aqaa.eval.vocoder import train_sentences
+
+    (tmp_path / "tokens").mkdir()
+    for split, texts in (("train", ["Hi.", "Bye."]), ("test", ["New."])):
+        clips = [{"text": t, "style": "neutral", "codes": [], "audio": "a.flac"} for t in texts]
+        rec = {"id": split, "split": split, "category": "x", "turns": [{"human_text": "q",
+               "human_codes": [], "answer_clips": clips}]}  # fmt: skip
+        (tmp_path / "tokens" / f"{split}.jsonl").write_text(json.dumps(rec) + "\n")
+    assert train_sentences(tmp_path) == {"Hi.", "Bye."}

@@ -23,6 +23,10 @@
   flow's fine structure, and the flow's envelope with the recording's fine structure (lowest 30
   bands, where harmonics are resolved). The first closing on the copy synthesis's WER puts the
   intelligibility gap in the envelope, i.e. in what the codes say (session 25, `TRAINING.md`).
+- **Seen sentences**: the dialogue corpus repeats its templated answers across splits (half of c4's
+  test clips speak a sentence that a training clip speaks too, in the same voice), so the WER is
+  also reported over the clips whose sentence the train split of ``--data`` never speaks
+  (``wer_resynth_unseen``): there the vocoder cannot have memorised the sentence.
 """
 
 from __future__ import annotations
@@ -77,6 +81,20 @@ class ClipResult:
     grid_copy: float | None = None
     wer_true_envelope: float | None = None
     wer_true_fine: float | None = None
+    #: the train split of the corpus has an assistant clip speaking the same sentence
+    seen: bool | None = None
+
+
+def train_sentences(corpus: Path) -> set[str]:
+    """Every sentence an assistant clip of the corpus's train split speaks."""
+    from aqaa.lm.data import iter_records
+
+    return {
+        c["text"]
+        for r in iter_records(corpus, "train")
+        for t in r["turns"]
+        for c in t.get("answer_clips", [])
+    }
 
 
 def pick_clips(corpus: Path, split: str, n: int, seed: int = 0) -> list[dict[str, Any]]:
@@ -196,6 +214,7 @@ def evaluate_vocoder(
     voc = Vocoder.load(vocoder_dir)
     voc.check_tokenizer(shard_tokenizer(corpus), f"the token shards of {corpus}")
     judge = WhisperJudge()
+    seen = train_sentences(corpus)
     results: list[ClipResult] = []
     for c in tqdm(pick_clips(corpus, split, n, seed), disable=not progress, unit="clip"):
         text = " ".join(x.text for x in parse_tagged(c["text"])) or c["text"]
@@ -236,7 +255,7 @@ def evaluate_vocoder(
             measure(src, sr, transcript=text).to_dict(), measure(res, sr, transcript=text).to_dict(),
             wer(text, judge.transcribe(copy, sr).text), q_copy and q_copy["p808"],
             *(frame_grid_share(x, sr, frame_rate=voc.config.mel.frame_rate) for x in (src, res, copy)),
-            *hybrid,
+            *hybrid, c["text"] in seen,
         ))  # fmt: skip
     return summarize(results)
 
@@ -269,18 +288,30 @@ def summarize(results: list[ClipResult]) -> dict[str, Any]:
 
     words = [len(r.text.split()) for r in results]
 
-    def pooled(attr: str) -> float:  # WER pooled over words, not averaged over clips
+    def pooled(attr: str, keep: list[bool] | None = None) -> float:
+        """WER pooled over words, not averaged over clips (over the clips in `keep`)."""
+        keep = keep or [True] * len(results)
+        pairs = [(r, w) for r, w, k in zip(results, words, keep, strict=True) if k]
         return round(
-            sum(getattr(r, attr) * w for r, w in zip(results, words, strict=True))
-            / max(sum(words), 1),
-            4,
+            sum(getattr(r, attr) * w for r, w in pairs) / max(sum(w for _, w in pairs), 1), 4
         )
+
+    unseen = [r.seen is False for r in results]
 
     style = style_retention(results)
     summary = {
         "clips": len(results),
         "wer_resynth": pooled("wer_resynth"),
         "wer_source": pooled("wer_source"),
+        **(
+            {
+                "clips_unseen": sum(unseen),
+                "wer_resynth_unseen": pooled("wer_resynth", unseen),
+                "wer_source_unseen": pooled("wer_source", unseen),
+            }
+            if any(unseen)
+            else {}
+        ),
         "dnsmos_p808_resynth": mean([r.dnsmos_resynth for r in results]),
         "dnsmos_p808_source": mean([r.dnsmos_source for r in results]),
         "dnsmos_p808_copy": mean([r.dnsmos_copy for r in results]),
