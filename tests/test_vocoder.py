@@ -360,7 +360,7 @@ def fabricate_corpus(root: Path, seed: int = 0) -> Path:
 
 
 def test_the_cache_joins_several_corpora(tmp_path: Path) -> None:
-    from aqaa.train.vocoder import ClipSet, DataError, build_cache
+    from aqaa.train.vocoder import ClipSet, DataError, build_cache, train_vocoder
 
     a, b = fabricate_corpus(tmp_path / "a", seed=0), fabricate_corpus(tmp_path / "b", seed=1)
     mel = VocoderConfig.tiny().mel
@@ -376,6 +376,8 @@ def test_the_cache_joins_several_corpora(tmp_path: Path) -> None:
     (b / "tokens" / "train.jsonl").unlink()
     with pytest.raises(DataError, match=f"no token shards in {b}"):
         build_cache(f"{a},{b}", mel, progress=False)
+    with pytest.raises(DataError, match=f"no token shards in {b}"):
+        train_vocoder(train_config(f"{a},{b}", tmp_path / "out"))
 
 
 def train_config(data: Path, out: Path):

@@ -221,11 +221,8 @@ def _cache_key(roots: list[Path], mel: MelConfig) -> str:
     return h.hexdigest()[:12]
 
 
-def build_cache(data: str | os.PathLike[str], mel: MelConfig, progress: bool = True) -> Path:
-    """Read every assistant clip once into ``CORPUS/cache/vocoder-<key>/`` (reused if present);
-    for ``a,b`` the clips of all corpora go into one cache under the first."""
-    from tqdm import tqdm
-
+def _shard_roots(data: str | os.PathLike[str]) -> list[Path]:
+    """The corpora of ``--data`` (``a,b``), each checked for a train token shard."""
     roots = corpora(data)
     for root in roots:
         if not (root / "tokens" / "train.jsonl").is_file():
@@ -233,6 +230,15 @@ def build_cache(data: str | os.PathLike[str], mel: MelConfig, progress: bool = T
                 f"no token shards in {root}: expected {root}/tokens/train.jsonl "
                 f"(make them with `aqaa data tokenize`)"
             )
+    return roots
+
+
+def build_cache(data: str | os.PathLike[str], mel: MelConfig, progress: bool = True) -> Path:
+    """Read every assistant clip once into ``CORPUS/cache/vocoder-<key>/`` (reused if present);
+    for ``a,b`` the clips of all corpora go into one cache under the first."""
+    from tqdm import tqdm
+
+    roots = _shard_roots(data)
     data = roots[0]
     final = data / "cache" / f"vocoder-{_cache_key(roots, mel)}"
     if (final / "index.json").is_file():
@@ -649,11 +655,7 @@ def train_vocoder(
         torch.set_num_threads(cfg.threads)
     _init_distributed()
     rank, world = _rank_world()
-    if not (Path(cfg.data) / "tokens" / "train.jsonl").is_file():
-        raise DataError(
-            f"no token shards in {cfg.data}: expected {cfg.data}/tokens/train.jsonl "
-            f"(make them with `aqaa data tokenize`)"
-        )
+    _shard_roots(cfg.data)
     out = Path(cfg.out)
     ckpt_path = out / "checkpoint.pt"
     if rank == 0:
