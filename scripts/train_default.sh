@@ -477,3 +477,14 @@ aqaa eval vocoder --data "$D/c4" --split test -n 40 --vocoder "$R/vocswap_big" -
 aqaa train vocoder --data "$D/c4" --out "$R/vocsb" --init "$R/vocswap_big" --flow-steps 3000 \
   --mel-steps 0 --max-steps 2000 --threads 2
 aqaa eval vocoder --data "$D/c4" --split test -n 40 --vocoder "$R/vocsb/vocoder" --out "$R/eval_vocsb"
+
+# ---- session 26 (the same AVX2-only machine: fp32) ---------------------------------------------
+# the assistant's voice alone, 3.8 h (6,612 clips, 28 min), none of c4's valid/test answers spoken
+aqaa data babble --source assistant --out "$D/voice" --hours 5.5 --seed 7 --exclude "$D/c4" --workers 2
+aqaa data tokenize "$D/voice" --tokenizer src/aqaa/weights/tokenizer
+# the shipped model's suite on this host (the baseline of any vocoder candidate)
+aqaa eval run --out "$R/suite_shipped" --system e2e --threads 1
+# vocsb (6 × 256 token encoder) continued on c4 + voice: 4.7× the assistant speech
+aqaa train vocoder --data "$D/c4,$D/voice" --out "$R/vocsc" --init "$R/vocsb/vocoder" \
+  --flow-steps 5000 --mel-steps 0 --threads 2
+aqaa eval vocoder --data "$D/c4" --split test -n 40 --vocoder "$R/vocsc/vocoder" --out "$R/eval_vocsc"
