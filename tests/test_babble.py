@@ -245,6 +245,12 @@ def test_assistant_clips_hold_out_sentences_and_feed_the_vocoder_cache(tmp_path:
     for r in records:
         (turn,) = r["turns"]
         assert "human_audio" not in turn and len(turn["answer_audio"]) == 1
+    from aqaa.data.stats import corpus_stats
+
+    st = corpus_stats(cfg.out)
+    assert st["turns"] == summary["clips"] and st["distinct_voices"] == 0
+    assert st["hours_total"] == pytest.approx(summary["hours"], abs=2e-3)
+    assert sum(v["human"] for v in st["hours"].values()) == 0.0
     counts = tokenize_corpus(cfg.out, DualCodebookTokenizer.load(), progress=False)
     shard = [json.loads(x) for x in (cfg.out / "tokens" / "train.jsonl").read_text().splitlines()]
     assert len(shard) == counts["train"]

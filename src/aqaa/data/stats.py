@@ -10,7 +10,8 @@ from aqaa.data.corpus import read_manifest
 
 
 def corpus_stats(corpus: Path | str) -> dict[str, Any]:
-    """Counts per split, category, style and voice, and hours per split and side."""
+    """Counts per split, category, style and voice, and hours per split and side (a turn of an
+    assistant-voice set, `aqaa data babble --source assistant`, has no human audio)."""
     records = read_manifest(corpus)
     hours: dict[str, dict[str, float]] = defaultdict(lambda: {"human": 0.0, "assistant": 0.0})
     per_cat: Counter[str] = Counter()
@@ -21,24 +22,28 @@ def corpus_stats(corpus: Path | str) -> dict[str, Any]:
     engines: Counter[str] = Counter()
     templates: dict[str, set[str]] = defaultdict(set)
     durations: dict[str, list[float]] = {"human": [], "assistant": []}
+    turns = 0
     for r in records:
         per_cat[r["category"]] += 1
         per_split[r["split"]] += 1
-        templates[r["split"]].add(r["template"])
+        if r.get("template"):
+            templates[r["split"]].add(r["template"])
         for t in r["turns"]:
-            h = t["human_audio"]
-            hours[r["split"]]["human"] += h["duration"] / 3600
-            durations["human"].append(h["duration"])
-            voices[h["voice"]] += 1
-            engines[h["voice"].split(":")[0]] += 1
-            human_styles[t["human"]["style"]] += 1
+            turns += 1
+            h = t.get("human_audio")
+            if h is not None:
+                hours[r["split"]]["human"] += h["duration"] / 3600
+                durations["human"].append(h["duration"])
+                voices[h["voice"]] += 1
+                engines[h["voice"].split(":")[0]] += 1
+                human_styles[t["human"]["style"]] += 1
             for c in t["answer_audio"]:
                 hours[r["split"]]["assistant"] += c["duration"] / 3600
                 durations["assistant"].append(c["duration"])
                 answer_styles[c["style"]] += 1
     return {
         "items": len(records),
-        "turns": len(durations["human"]),
+        "turns": turns,
         "per_split": dict(per_split),
         "per_category": dict(sorted(per_cat.items())),
         "answer_styles": dict(answer_styles.most_common()),
