@@ -488,3 +488,11 @@ aqaa eval run --out "$R/suite_shipped" --system e2e --threads 1
 aqaa train vocoder --data "$D/c4,$D/voice" --out "$R/vocsc" --init "$R/vocsb/vocoder" \
   --flow-steps 5000 --mel-steps 0 --threads 2
 aqaa eval vocoder --data "$D/c4" --split test -n 40 --vocoder "$R/vocsc/vocoder" --out "$R/eval_vocsc"
+# the suite through the candidate, then the shipped stream reading 18 pairs back (config edit)
+aqaa train ship --vocoder "$R/vocsc/vocoder" --out "$R/cand_vsc"
+aqaa eval run --model "$R/cand_vsc" --out "$R/suite_vsc" --system e2e --threads 1
+cp -r "$R/cand_vsc/vocoder" "$R/vsc18"   # then set stream.left_context_pairs to 18 in its config.json
+python benchmarks/vocoder_speed.py --vocoder "$R/vsc18" --threads 1,2
+aqaa train ship --vocoder "$R/vsc18"
+aqaa eval run --out "$R/suite_new" --system e2e --threads 2
+aqaa bench latency --threads 1 --repeat 2
