@@ -367,10 +367,8 @@ def build_babble(cfg: BabbleConfig, progress: bool = True) -> dict[str, Any]:
 
     if cfg.source == "words":
         words = load_words(cfg.words)
-    elif cfg.source in (
-        "sentences",
-        "assistant",
-    ):  # the plan draws sentences where it would draw words
+    elif cfg.source in ("sentences", "assistant"):
+        # the plan draws sentences where it would draw words
         words = load_sentences(cfg.text, load_all_words(cfg.words))
         if {sentence_split(t) for t in words} != {"train", "valid"}:
             raise ValueError(f"{cfg.text}: too few sentences to hold some out for validation")
