@@ -496,3 +496,17 @@ python benchmarks/vocoder_speed.py --vocoder "$R/vsc18" --threads 1,2
 aqaa train ship --vocoder "$R/vsc18"
 aqaa eval run --out "$R/suite_new" --system e2e --threads 2
 aqaa bench latency --threads 1 --repeat 2
+
+# ---- session 27 (the same AVX2-only machine: fp32) ---------------------------------------------
+# another 3.1 h of the assistant's voice (5,391 clips, 23 min at 2 workers), c4's valid/test kept out
+aqaa data babble --source assistant --out "$D/voice2" --hours 4.5 --seed 8 --exclude "$D/c4" --workers 2
+aqaa data tokenize "$D/voice2" --tokenizer src/aqaa/weights/tokenizer
+# vocsc's flow continued on c4 + voice + voice2 (7.7 h of assistant speech), then the mel vocoder
+aqaa train vocoder --data "$D/c4,$D/voice,$D/voice2" --out "$R/vocse" --init "$R/vocsc/vocoder" \
+  --flow-steps 5000 --mel-steps 0 --threads 2
+aqaa train vocoder --data "$D/c4,$D/voice,$D/voice2" --out "$R/vocsf" --init "$R/vocse/vocoder" \
+  --flow-steps 0 --mel-steps 2000 --gan-start 0 --phase-weight 5 --threads 2
+aqaa eval vocoder --data "$D/c4" --split test -n 40 --vocoder "$R/vocsf/vocoder" --out "$R/eval_vocsf"
+# the suite through the candidate (not shipped: consistency 0.564 against the shipped 0.548)
+aqaa train ship --vocoder "$R/vocsf/vocoder" --out "$R/cand_vsf"   # stream.left_context_pairs set to 18 first
+aqaa eval run --model "$R/cand_vsf" --out "$R/suite_vsf" --system e2e --threads 2
